@@ -1,0 +1,236 @@
+"""The audit spec: a TOML file validated into frozen objects with every default filled in.
+
+A bad field is reported with its dotted path (`train.lr: ...`). The resolved spec is stored
+in results.json and loads back into an equal spec, so a run is described by its own output.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import tomllib
+from importlib import resources
+from pathlib import Path
+from typing import Any, Literal
+
+import pydantic
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_validator
+
+from audit.errors import SalunInputError
+from audit.params import describe_errors, validate_keywords
+from audit.registry import DATASETS, MODELS, UNLEARNERS
+
+DEFAULT_SPEC_RESOURCE = "default_audit.toml"
+MIA_FEATURES = ("confidence", "correctness", "entropy", "modified_entropy", "probabilities")
+
+
+class Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+
+
+class AuditSection(Section):
+    name: str = "audit"
+    seeds: int = Field(default=3, ge=1, le=10_000)
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    store: str = ".salun-store"
+
+
+class DataSection(Section):
+    dataset: str = "digits"
+    root: str | None = None
+    test_fraction: float = Field(default=0.2, gt=0, lt=1)
+    seed: int = 0
+
+    @field_validator("dataset")
+    @classmethod
+    def _registered(cls, name: str) -> str:
+        DATASETS.get(name, path="data.dataset")
+        return name
+
+
+class ForgetSection(Section):
+    kind: Literal["random", "class", "indices"] = "random"
+    fraction: float | None = Field(default=None, gt=0, lt=1)
+    count: int | None = Field(default=None, ge=1)
+    classes: tuple[int, ...] | None = None
+    indices_file: str | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _fill_and_check(cls, raw: Any) -> Any:
+        if not isinstance(raw, dict):
+            return raw
+        raw = dict(raw)
+        if isinstance(raw.get("classes"), list):
+            raw["classes"] = tuple(raw["classes"])
+        kind = raw.get("kind", "random")
+        used = {"random": ("fraction", "count"), "class": ("classes",), "indices": ("indices_file",)}
+        for key in ("fraction", "count", "classes", "indices_file"):
+            if raw.get(key) is not None and kind in used and key not in used[kind]:
+                raise SalunInputError(f"forget.{key}: not used when forget.kind = '{kind}'")
+        if kind == "random":
+            if raw.get("fraction") is not None and raw.get("count") is not None:
+                raise SalunInputError("forget: give forget.fraction or forget.count, not both")
+            if raw.get("fraction") is None and raw.get("count") is None:
+                raw["fraction"] = 0.1
+        elif kind == "class" and not raw.get("classes"):
+            raise SalunInputError("forget.classes: class-wise forgetting needs a list of classes")
+        elif kind == "indices" and not raw.get("indices_file"):
+            raise SalunInputError("forget.indices_file: needed when forget.kind = 'indices'")
+        return raw
+
+
+class ModelSection(Section):
+    """`arch` names a registered model; every other key is one of its options."""
+
+    arch: str = "cnn"
+    options: dict[str, Any] = Field(default_factory=dict)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _validate_options(cls, raw: Any) -> Any:
+        if isinstance(raw, ModelSection):
+            return raw
+        raw = dict(raw)
+        arch = raw.pop("arch", "cnn")
+        if not isinstance(arch, str):
+            raise SalunInputError(f"model.arch: expected a model name, got {arch!r}")
+        options = raw.pop("options", None) or raw
+        factory = MODELS.get(arch, path="model.arch")
+        return {"arch": arch, "options": validate_keywords(factory, options, "model", skip=2)}
+
+    def flat(self) -> dict[str, Any]:
+        return {"arch": self.arch, **self.options}
+
+
+class TrainSection(Section):
+    epochs: int = Field(default=30, ge=1)
+    batch_size: int = Field(default=64, ge=1)
+    optimizer: Literal["sgd", "adam"] = "sgd"
+    lr: float = Field(default=0.05, gt=0)
+    momentum: float = Field(default=0.9, ge=0, lt=1)
+    weight_decay: float = Field(default=5e-4, ge=0)
+    schedule: Literal["constant", "cosine", "linear"] = "cosine"
+    augmentation: Literal["none"] = "none"
+
+
+class MetricsSection(Section):
+    mia_feature: Literal[MIA_FEATURES] = "confidence"  # type: ignore[valid-type]
+
+
+class UnlearnerSection(Section):
+    """One method to audit: a registered unlearner and its hyperparameters, defaults filled."""
+
+    method: str
+    params: dict[str, Any] = Field(default_factory=dict)
+
+    def flat(self) -> dict[str, Any]:
+        return {"method": self.method, **self.params}
+
+
+class Spec(Section):
+    audit: AuditSection = Field(default_factory=AuditSection)
+    data: DataSection = Field(default_factory=DataSection)
+    forget: ForgetSection = Field(default_factory=ForgetSection)
+    model: ModelSection = Field(default_factory=ModelSection)
+    train: TrainSection = Field(default_factory=TrainSection)
+    metrics: MetricsSection = Field(default_factory=MetricsSection)
+    unlearners: dict[str, UnlearnerSection]
+
+    _base_dir: Path = PrivateAttr(default_factory=Path.cwd)
+
+    @field_validator("unlearners", mode="before")
+    @classmethod
+    def _validate_unlearners(cls, raw: Any) -> Any:
+        if not isinstance(raw, dict):
+            raise SalunInputError("unlearners: expected a table of [unlearners.<name>] sections")
+        if not raw:
+            raise SalunInputError(
+                "unlearners: no method to audit; add a [unlearners.<name>] section (see `salun list`)"
+            )
+        sections = {}
+        for label, body in raw.items():
+            path = f"unlearners.{label}"
+            if isinstance(body, UnlearnerSection):
+                body = body.flat()
+            if not isinstance(body, dict):
+                raise SalunInputError(f"{path}: expected a table of hyperparameters, got {body!r}")
+            body = dict(body)
+            method = body.pop("method", label)
+            params = body.pop("params", None) or body
+            unlearner = UNLEARNERS.get(method, path=path)
+            sections[label] = UnlearnerSection(
+                method=method, params=validate_keywords(unlearner, params, path)
+            )
+        return sections
+
+    @property
+    def base_dir(self) -> Path:
+        """The folder that relative paths in the spec (data root, indices file) start from."""
+        return self._base_dir
+
+    def resolve_path(self, value: str) -> Path:
+        path = Path(value).expanduser()
+        return path if path.is_absolute() else self._base_dir / path
+
+    def to_dict(self) -> dict[str, Any]:
+        """The resolved spec, shaped like the TOML it came from (None fields left out)."""
+
+        def table(section: Section) -> dict[str, Any]:
+            return {k: v for k, v in section.model_dump(mode="json").items() if v is not None}
+
+        return {
+            "audit": table(self.audit),
+            "data": table(self.data),
+            "forget": table(self.forget),
+            "model": _jsonable(self.model.flat()),
+            "train": table(self.train),
+            "metrics": table(self.metrics),
+            "unlearners": {label: _jsonable(u.flat()) for label, u in self.unlearners.items()},
+        }
+
+    def digest(self) -> str:
+        """SHA-256 of the canonical JSON of the resolved spec (the store folder left out)."""
+        resolved = self.to_dict()
+        resolved["audit"] = {k: v for k, v in resolved["audit"].items() if k != "store"}
+        return hashlib.sha256(canonical_json(resolved).encode()).hexdigest()
+
+
+def _jsonable(value: Any) -> Any:
+    return json.loads(json.dumps(value, default=list))
+
+
+def canonical_json(value: Any) -> str:
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), allow_nan=False)
+
+
+def spec_from_dict(raw: dict[str, Any], base_dir: Path | None = None) -> Spec:
+    try:
+        spec = Spec.model_validate(raw)
+    except pydantic.ValidationError as error:
+        raise SalunInputError("\n".join(describe_errors(error, model=Spec))) from None
+    spec._base_dir = (base_dir or Path.cwd()).resolve()
+    return spec
+
+
+def load_spec(path: str | Path) -> Spec:
+    path = Path(path)
+    if not path.is_file():
+        what = "is a folder, not a file" if path.is_dir() else "not found"
+        raise SalunInputError(f"config file {what}: {path}")
+    try:
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+    except tomllib.TOMLDecodeError as error:
+        raise SalunInputError(f"{path}: not valid TOML: {error}") from None
+    except UnicodeDecodeError:
+        raise SalunInputError(f"{path}: not a UTF-8 text file") from None
+    return spec_from_dict(raw, base_dir=path.resolve().parent)
+
+
+def default_spec_text() -> str:
+    """The commented built-in example: what `salun audit` runs with no config."""
+    return resources.files("audit").joinpath(DEFAULT_SPEC_RESOURCE).read_text(encoding="utf-8")
+
+
+def default_spec() -> Spec:
+    return spec_from_dict(tomllib.loads(default_spec_text()))
