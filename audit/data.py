@@ -1,0 +1,325 @@
+"""Datasets, the train/test split and the forget set.
+
+A dataset plugin is a function `load(root) -> Source` registered in `DATASETS` (or through
+the entry-point group `salun.datasets`). `prepare_data` turns a source into the arrays an
+audit uses: the training pool the originals train on, the test set, and the forget set,
+drawn from exactly that pool by the spec's data seed.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from audit.errors import SalunInputError
+from audit.registry import DATASETS
+from audit.seeds import numpy_generator
+
+
+@dataclass(frozen=True)
+class Source:
+    """What a dataset plugin returns: images as float arrays (N, C, H, W) and int labels.
+
+    `x_test`/`y_test` are None when the dataset has no official test split; salun then
+    holds out `data.test_fraction` of it.
+    """
+
+    x: np.ndarray
+    y: np.ndarray
+    num_classes: int
+    x_test: np.ndarray | None = None
+    y_test: np.ndarray | None = None
+
+
+@dataclass(frozen=True)
+class Subset:
+    x: torch.Tensor
+    y: torch.Tensor
+
+    def __len__(self) -> int:
+        return len(self.y)
+
+    def to(self, device: torch.device | str) -> Subset:
+        return Subset(self.x.to(device), self.y.to(device))
+
+
+@dataclass(frozen=True)
+class AuditData:
+    """The pool, the test set and the forget set of one audit.
+
+    `pool_index`/`test_index` point into the source (`x`, or `x_test` when the dataset
+    has an official test split); `forget` holds positions within the pool, sorted.
+    """
+
+    dataset: str
+    num_classes: int
+    pool: Subset
+    test: Subset
+    pool_index: np.ndarray
+    test_index: np.ndarray
+    forget: np.ndarray
+    forget_classes: tuple[int, ...]
+    content_digest: str
+
+    @property
+    def input_shape(self) -> tuple[int, ...]:
+        return tuple(self.pool.x.shape[1:])
+
+    @functools.cached_property
+    def retain(self) -> np.ndarray:
+        mask = np.ones(len(self.pool), dtype=bool)
+        mask[self.forget] = False
+        return np.flatnonzero(mask)
+
+    def pool_subset(self, positions: np.ndarray) -> Subset:
+        index = torch.from_numpy(positions)
+        return Subset(self.pool.x[index], self.pool.y[index])
+
+    @functools.cached_property
+    def forget_set(self) -> Subset:
+        return self.pool_subset(self.forget)
+
+    @functools.cached_property
+    def retain_set(self) -> Subset:
+        return self.pool_subset(self.retain)
+
+    @functools.cached_property
+    def eval_test_mask(self) -> np.ndarray:
+        """Test points that count for TA: the forgotten classes are removed in class-wise forgetting."""
+        labels = self.test.y.numpy()
+        return ~np.isin(labels, self.forget_classes)
+
+    @functools.cached_property
+    def pool_digest(self) -> str:
+        """Identifies the data and the split: what an original model depends on."""
+        return _digest(self.content_digest, self.pool_index, self.test_index)
+
+    @functools.cached_property
+    def digest(self) -> str:
+        """Identifies the data, the split and the forget set."""
+        return _digest(self.pool_digest, self.forget)
+
+
+def _digest(*parts: object) -> str:
+    hasher = hashlib.sha256()
+    for part in parts:
+        if isinstance(part, np.ndarray):
+            hasher.update(np.ascontiguousarray(part.astype(np.int64)).tobytes())
+        else:
+            hasher.update(str(part).encode())
+        hasher.update(b"|")
+    return hasher.hexdigest()
+
+
+def _content_digest(source: Source) -> str:
+    hasher = hashlib.sha256()
+    for array in (source.x, source.y, source.x_test, source.y_test):
+        if array is not None:
+            hasher.update(np.ascontiguousarray(array).tobytes())
+            hasher.update(str(array.shape).encode())
+    return hasher.hexdigest()
+
+
+def stratified_split(y: np.ndarray, test_fraction: float, rng: np.random.Generator):
+    """Pool and test positions, each class split in the same proportion."""
+    pool, test = [], []
+    for label in np.unique(y):
+        members = rng.permutation(np.flatnonzero(y == label))
+        n_test = int(round(test_fraction * len(members)))
+        test.append(members[:n_test])
+        pool.append(members[n_test:])
+    return np.sort(np.concatenate(pool)), np.sort(np.concatenate(test))
+
+
+def select_forget(forget_spec, y_pool: np.ndarray, pool_index: np.ndarray, num_classes: int,
+                  data_seed: int, indices_path: Path | None) -> tuple[np.ndarray, tuple[int, ...]]:
+    """Positions of the forget set within the pool, and the forgotten classes (class-wise only)."""
+    n = len(y_pool)
+    if forget_spec.kind == "random":
+        count = forget_spec.count
+        if count is None:
+            count = int(round(forget_spec.fraction * n))
+            if count < 1:
+                raise SalunInputError(
+                    f"forget.fraction: {forget_spec.fraction} of {n} pool points selects nothing"
+                )
+        if count >= n:
+            raise SalunInputError(
+                f"forget.count: {count} is not smaller than the training pool ({n} points)"
+            )
+        rng = numpy_generator("forget", data_seed)
+        return np.sort(rng.choice(n, size=count, replace=False)), ()
+    if forget_spec.kind == "class":
+        classes = tuple(sorted(set(forget_spec.classes)))
+        bad = [c for c in classes if not 0 <= c < num_classes]
+        if bad:
+            raise SalunInputError(f"forget.classes: {bad} not in 0..{num_classes - 1}")
+        positions = np.flatnonzero(np.isin(y_pool, classes))
+        if len(positions) >= n:
+            raise SalunInputError("forget.classes: forgetting every class leaves nothing to retain")
+        return positions, classes
+    return _indices_from_file(indices_path, pool_index), ()
+
+
+def _indices_from_file(path: Path, pool_index: np.ndarray) -> np.ndarray:
+    field = "forget.indices_file"
+    if not path.is_file():
+        raise SalunInputError(f"{field}: file not found: {path}")
+    try:
+        if path.suffix == ".npy":
+            values = np.load(path, allow_pickle=False)
+        elif path.suffix == ".json":
+            values = np.asarray(json.loads(path.read_text()))
+        else:
+            values = np.loadtxt(path, dtype=np.int64, ndmin=1, comments="#", delimiter=None)
+    except (ValueError, OSError) as error:
+        raise SalunInputError(f"{field}: cannot read {path}: {error}") from None
+    values = np.asarray(values).ravel()
+    if values.size == 0 or not np.issubdtype(values.dtype, np.integer):
+        if values.size and np.all(np.mod(values, 1) == 0):
+            values = values.astype(np.int64)
+        else:
+            raise SalunInputError(f"{field}: {path} must hold a non-empty list of integer indices")
+    if len(np.unique(values)) != len(values):
+        raise SalunInputError(f"{field}: {path} lists some indices more than once")
+    where = {int(v): i for i, v in enumerate(pool_index)}
+    outside = [int(v) for v in values if int(v) not in where]
+    if outside:
+        shown = ", ".join(map(str, outside[:5])) + (" ..." if len(outside) > 5 else "")
+        raise SalunInputError(
+            f"{field}: {len(outside)} indices are not in the training pool (held out for test, "
+            f"or out of range): {shown}"
+        )
+    positions = np.sort(np.array([where[int(v)] for v in values], dtype=np.int64))
+    if len(positions) >= len(pool_index):
+        raise SalunInputError(f"{field}: forgetting the whole pool leaves nothing to retain")
+    return positions
+
+
+def _standardise(pool: np.ndarray, *others: np.ndarray) -> list[torch.Tensor]:
+    """Per-channel mean and std of the pool applied to every part, as float32 tensors."""
+    mean = pool.mean(axis=(0, 2, 3), keepdims=True, dtype=np.float64)
+    std = pool.std(axis=(0, 2, 3), keepdims=True, dtype=np.float64)
+    std[std == 0] = 1.0
+    return [torch.from_numpy(((a - mean) / std).astype(np.float32)) for a in (pool, *others)]
+
+
+def prepare_data(spec) -> AuditData:
+    """The AuditData of a spec; cached per process, since every job of an audit needs it."""
+    root = str(spec.resolve_path(spec.data.root)) if spec.data.root else None
+    indices = str(spec.resolve_path(spec.forget.indices_file)) if spec.forget.indices_file else None
+    return _prepare_cached(
+        spec.data.model_dump_json(), spec.forget.model_dump_json(), root, indices
+    )
+
+
+@functools.lru_cache(maxsize=4)
+def _prepare_cached(data_json: str, forget_json: str, root: str | None, indices: str | None):
+    from audit.spec import DataSection, ForgetSection
+
+    data_spec = DataSection.model_validate_json(data_json)
+    forget_spec = ForgetSection.model_validate_json(forget_json)
+    source = load_source(data_spec.dataset, Path(root) if root else None)
+    y = np.asarray(source.y, dtype=np.int64)
+    if source.x_test is None:
+        rng = numpy_generator("split", data_spec.seed)
+        pool_index, test_index = stratified_split(y, data_spec.test_fraction, rng)
+        x_pool, y_pool = source.x[pool_index], y[pool_index]
+        x_test, y_test = source.x[test_index], y[test_index]
+    else:
+        pool_index, test_index = np.arange(len(y)), np.arange(len(source.y_test))
+        x_pool, y_pool = source.x, y
+        x_test, y_test = source.x_test, np.asarray(source.y_test, dtype=np.int64)
+    forget, classes = select_forget(
+        forget_spec, y_pool, pool_index, source.num_classes, data_spec.seed,
+        Path(indices) if indices else None,
+    )
+    pool_x, test_x = _standardise(np.asarray(x_pool, dtype=np.float32), np.asarray(x_test, dtype=np.float32))
+    return AuditData(
+        dataset=data_spec.dataset,
+        num_classes=source.num_classes,
+        pool=Subset(pool_x, torch.from_numpy(y_pool)),
+        test=Subset(test_x, torch.from_numpy(y_test)),
+        pool_index=pool_index,
+        test_index=test_index,
+        forget=forget,
+        forget_classes=classes,
+        content_digest=_content_digest(source),
+    )
+
+
+def load_source(name: str, root: Path | None) -> Source:
+    loader = DATASETS.get(name, path="data.dataset")
+    source = loader(root)
+    if source.x.ndim != 4 or len(source.x) != len(source.y):
+        raise SalunInputError(
+            f"data.dataset: '{name}' returned images of shape {source.x.shape} for "
+            f"{len(source.y)} labels; expected (N, C, H, W) with one label per image"
+        )
+    return source
+
+
+@DATASETS.register("digits")
+def digits(root: Path | None = None) -> Source:
+    """scikit-learn's 1,797 handwritten 8x8 digits (10 classes), shipped with scikit-learn."""
+    from sklearn.datasets import load_digits
+
+    bunch = load_digits()
+    x = (bunch.images / 16.0).astype(np.float32)[:, None, :, :]
+    return Source(x=x, y=bunch.target.astype(np.int64), num_classes=10)
+
+
+def _torchvision_source(name: str, root: Path | None, num_classes: int) -> Source:
+    import torchvision
+
+    if root is None:
+        raise SalunInputError(
+            f"data.root: {name} is read from a local folder and never downloaded; set data.root "
+            f"to the folder that torchvision.datasets.{name}(root, download=True) filled"
+        )
+    if not root.is_dir():
+        raise SalunInputError(f"data.root: folder not found: {root} (put the {name} files there)")
+    cls = getattr(torchvision.datasets, name)
+    try:
+        if name == "SVHN":
+            train, test = cls(str(root), split="train"), cls(str(root), split="test")
+        else:
+            train, test = cls(str(root), train=True), cls(str(root), train=False)
+    except (RuntimeError, OSError) as error:
+        raise SalunInputError(
+            f"data.root: {name} not found under {root} ({error}); salun never downloads: fetch it "
+            f"with torchvision.datasets.{name}('{root}', download=True) where there is a network "
+            f"and copy the folder here"
+        ) from None
+    return Source(*_images(train), num_classes, *_images(test))
+
+
+def _images(dataset) -> tuple[np.ndarray, np.ndarray]:
+    x = np.asarray(dataset.data)
+    labels = getattr(dataset, "targets", None)
+    if labels is None:
+        labels = dataset.labels
+    if x.ndim == 3:  # MNIST-like: N, H, W
+        x = x[:, None]
+    elif x.shape[-1] in (1, 3) and x.shape[1] not in (1, 3):  # CIFAR: N, H, W, C
+        x = x.transpose(0, 3, 1, 2)
+    return (x.astype(np.float32) / 255.0), np.asarray(labels, dtype=np.int64)
+
+
+def _register_torchvision(name: str, num_classes: int) -> None:
+    def load(root: Path | None = None) -> Source:
+        return _torchvision_source(name, root, num_classes)
+
+    load.__doc__ = f"torchvision's {name}, read from data.root (never downloaded)."
+    load.__name__ = name.lower()
+    DATASETS.register(name)(load)
+
+
+for _name, _classes in (("MNIST", 10), ("FashionMNIST", 10), ("CIFAR10", 10), ("CIFAR100", 100), ("SVHN", 10)):
+    _register_torchvision(_name, _classes)
