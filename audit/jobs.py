@@ -1,0 +1,118 @@
+"""What each kind of job does: train a model, unlearn an original, observe a model.
+
+A job reads its inputs from the store and writes exactly one artifact under its key.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from audit.data import AuditData, prepare_data
+from audit.errors import Diverged, SalunInputError
+from audit.models import build_model
+from audit.observe import observe
+from audit.plan import OBSERVE, TRAIN, UNLEARN, Job
+from audit.registry import UNLEARNERS
+from audit.seeds import torch_generator
+from audit.spec import Spec
+from audit.store import Store
+from audit.training import check_finite, fit
+from unlearners.base import Task, Unlearner
+
+
+def new_model(spec: Spec, data: AuditData, generator: torch.Generator, device: torch.device) -> nn.Module:
+    return build_model(spec.model.arch, spec.model.options, data.input_shape, data.num_classes, generator, device)
+
+
+def load_model(spec: Spec, data: AuditData, store: Store, key: str, device: torch.device) -> nn.Module:
+    model = new_model(spec, data, torch_generator("skeleton"), device)
+    model.load_state_dict(store.tensors(key))
+    return model
+
+
+def make_task(
+    unlearner: Unlearner,
+    data: AuditData,
+    recipe: Any,
+    build: Any,
+    generator: torch.Generator,
+    device: torch.device,
+) -> Task:
+    """The task an unlearner sees; retain and test data only where its tags ask for them."""
+    tags = unlearner.tags
+    test = data.test
+    if tags.needs_test:
+        index = torch.from_numpy(data.eval_test_mask.nonzero()[0])
+        test = type(test)(test.x[index], test.y[index])
+    return Task(
+        forget=data.forget_set.to(device),
+        retain=data.retain_set.to(device) if tags.needs_retain else None,
+        test=test.to(device) if tags.needs_test else None,
+        num_classes=data.num_classes,
+        device=device,
+        generator=generator,
+        recipe=recipe,
+        build_model=build,
+        forget_classes=data.forget_classes,
+    )
+
+
+def _synchronise(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def run_job(job: Job, spec: Spec, store: Store) -> None:
+    data = prepare_data(spec)
+    device = torch.device(job.params["device"])
+    meta: dict[str, Any] = {"kind": job.kind, "label": job.label, "params": job.params, "inputs": list(job.inputs)}
+    if job.kind == TRAIN:
+        seed = job.params["seed"]
+        model = new_model(spec, data, torch_generator("init", seed), device)
+        train_set = data.pool if job.params["population"] == "original" else data.retain_set
+        started = time.perf_counter()
+        try:
+            log = fit(model, train_set, spec.train, torch_generator("order", seed))
+        except Diverged as error:
+            raise SalunInputError(f"train: {job.label} diverged ({error}); try a smaller train.lr") from None
+        _synchronise(device)
+        meta.update(status="ok", losses=log.losses, wall_time_s=time.perf_counter() - started)
+        store.put(job.key, meta, tensors=model.state_dict())
+    elif job.kind == UNLEARN:
+        original = load_model(spec, data, store, job.inputs[0], device)
+        unlearner = UNLEARNERS.get(job.params["method"])(**job.params["hyperparameters"])
+        generator = torch_generator("unlearn", job.params["method"], job.params["seed"])
+        task = make_task(unlearner, data, spec.train,
+                         lambda g: new_model(spec, data, g, device), generator, device)
+        started = time.perf_counter()
+        try:
+            model = unlearner.unlearn(original, task)
+            _synchronise(device)
+            check_finite(model)
+        except Diverged as error:
+            meta.update(status="diverged", reason=str(error))
+            store.put(job.key, meta)
+            return
+        meta.update(status="ok", runtime_s=time.perf_counter() - started)
+        store.put(job.key, meta, tensors=model.state_dict())
+    elif job.kind == OBSERVE:
+        source = store.meta(job.inputs[0])
+        if source.get("status") != "ok":
+            meta.update(status="skipped", reason=f"no model to observe: {source.get('reason')}")
+            store.put(job.key, meta)
+            return
+        model = load_model(spec, data, store, job.inputs[0], device)
+        arrays = observe(model, data)
+        if not all(np.isfinite(values).all() for values in arrays.values()):
+            meta.update(status="diverged", reason="the model outputs non-finite logits")
+            store.put(job.key, meta)
+            return
+        meta.update(status="ok")
+        store.put(job.key, meta, arrays=arrays)
+    else:
+        raise ValueError(f"unknown job kind {job.kind!r}")

@@ -1,0 +1,73 @@
+"""What makes a run reproducible: digests of the spec, data and code, versions, plugins, keys."""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import platform
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from audit import __version__
+from audit.registry import DATASETS, MODELS, UNLEARNERS, Origin
+
+CODE_PACKAGES = ("audit", "unlearners", "attacks")
+
+
+@functools.lru_cache(maxsize=1)
+def source_digest() -> str:
+    """SHA-256 over the source files of the packages that compute results (reports excluded)."""
+    hasher = hashlib.sha256()
+    root = Path(__file__).resolve().parent.parent
+    for package in CODE_PACKAGES:
+        for path in sorted((root / package).rglob("*.py")):
+            hasher.update(str(path.relative_to(root)).encode())
+            hasher.update(path.read_bytes())
+    return hasher.hexdigest()
+
+
+@functools.lru_cache(maxsize=None)
+def _file_digest(path: str) -> str:
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+def third_party_code(origin: Origin, obj: Any) -> dict[str, Any] | None:
+    """A plugin's code version when it does not come with salun: its distribution and file digest."""
+    if origin.distribution == "salun":
+        return None
+    module = sys.modules.get(getattr(obj, "__module__", ""), None)
+    file = getattr(module, "__file__", None)
+    return {**origin.as_dict(), "file_sha256": _file_digest(file) if file else None}
+
+
+def code_version() -> dict[str, str]:
+    return {"salun": __version__, "source_sha256": source_digest()}
+
+
+def environment(device: torch.device) -> dict[str, str]:
+    env = {
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "numpy": np.__version__,
+        "platform": platform.platform(terse=True),
+        "device": device.type,
+    }
+    if device.type == "cuda":
+        env["gpu"] = torch.cuda.get_device_name(device)
+        env["cuda"] = str(torch.version.cuda)
+    return env
+
+
+def plugins_used(spec) -> list[dict[str, Any]]:
+    used = [("dataset", DATASETS, spec.data.dataset), ("model", MODELS, spec.model.arch)]
+    used += [("unlearner", UNLEARNERS, u.method) for u in spec.unlearners.values()]
+    seen, rows = set(), []
+    for kind, registry, name in used:
+        if (kind, name) not in seen:
+            seen.add((kind, name))
+            rows.append({"kind": kind, "name": name, **registry.origin(name).as_dict()})
+    return rows

@@ -1,0 +1,97 @@
+"""The jobs an audit implies, each keyed by a hash of its parameters, its inputs and the
+version of the code that runs it, so a changed input can never be served a stale result.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+
+from audit.data import AuditData
+from audit.manifest import source_digest, third_party_code
+from audit.registry import MODELS, UNLEARNERS
+from audit.spec import Spec, canonical_json
+
+TRAIN, UNLEARN, OBSERVE = "train", "unlearn", "observe"
+
+
+@dataclass(frozen=True)
+class Job:
+    kind: str
+    params: dict[str, Any]
+    inputs: tuple[str, ...]
+    label: str
+    code: dict[str, Any] = field(default_factory=dict)
+
+    @functools.cached_property
+    def key(self) -> str:
+        body = {"kind": self.kind, "params": self.params, "inputs": list(self.inputs), "code": self.code}
+        return hashlib.sha256(canonical_json(body).encode()).hexdigest()
+
+
+@dataclass
+class Plan:
+    jobs: list[Job]  # in dependency order
+    originals: list[str]
+    retrains: list[str]
+    unlearned: dict[str, list[str]]
+    observation_of: dict[str, str]  # model key -> observation key
+    seeds: list[int]
+
+
+def _code(**plugins: tuple[Any, Any]) -> dict[str, Any]:
+    """salun's source digest, plus the version of every third-party plugin the job runs."""
+    code: dict[str, Any] = {"salun": source_digest()}
+    for role, (origin, obj) in plugins.items():
+        version = third_party_code(origin, obj)
+        if version is not None:
+            code[role] = version
+    return code
+
+
+def build_plan(spec: Spec, data: AuditData, device: torch.device) -> Plan:
+    seeds = list(range(spec.audit.seeds))
+    model_plugin = (MODELS.origin(spec.model.arch), MODELS.get(spec.model.arch))
+    train_code = _code(model=model_plugin)
+    recipe = {
+        "model": spec.model.flat(),
+        "train": spec.train.model_dump(mode="json"),
+        "device": device.type,
+    }
+    jobs: list[Job] = []
+
+    def add(job: Job) -> str:
+        jobs.append(job)
+        return job.key
+
+    def observed(model_key: str, label: str) -> None:
+        params = {"pool": data.pool_digest, "device": device.type}
+        observation_of[model_key] = add(Job(OBSERVE, params, (model_key,), f"observe {label}", train_code))
+
+    observation_of: dict[str, str] = {}
+    originals, retrains = [], []
+    for seed in seeds:
+        original = add(Job(TRAIN, {"population": "original", "seed": seed, "data": data.pool_digest, **recipe},
+                           (), f"original seed={seed}", train_code))
+        retrain = add(Job(TRAIN, {"population": "retrain", "seed": seed, "data": data.digest, **recipe},
+                          (), f"retrain seed={seed}", train_code))
+        originals.append(original)
+        retrains.append(retrain)
+        observed(original, f"original seed={seed}")
+        observed(retrain, f"retrain seed={seed}")
+    unlearned: dict[str, list[str]] = {}
+    for label, section in spec.unlearners.items():
+        code = _code(model=model_plugin,
+                     unlearner=(UNLEARNERS.origin(section.method), UNLEARNERS.get(section.method)))
+        unlearned[label] = []
+        for seed, original in zip(seeds, originals):
+            params = {"method": section.method, "hyperparameters": section.params, "seed": seed,
+                      "data": data.digest, **recipe}
+            key = add(Job(UNLEARN, params, (original,), f"{label} seed={seed}", code))
+            unlearned[label].append(key)
+            observed(key, f"{label} seed={seed}")
+    return Plan(jobs, originals, retrains, unlearned, observation_of, seeds)
