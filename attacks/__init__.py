@@ -1,0 +1,3 @@
+"""Attacks on unlearned models; importing this package registers the built-ins."""
+
+from attacks.mia import svc  # noqa: F401

@@ -1,0 +1,40 @@
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import ClassVar
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from audit.registry import UNLEARNERS
+from audit.training import run_pass
+from unlearners.base import Tags, Task
+from unlearners.sgd import SGDUnlearner
+
+
+def negative_cross_entropy(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    return -F.cross_entropy(logits, y)
+
+
+@UNLEARNERS.register("grad_ascent")
+@dataclass
+class GradientAscent(SGDUnlearner):
+    """GA: maximises the cross-entropy on the forget set (loss = -CE), without retain data.
+
+    Needs a small learning rate and few epochs, or it destroys the model: the defaults suit
+    the default digits example; the SalUn paper uses about 1e-4 to 1e-3 on CIFAR-10.
+    """
+
+    tags: ClassVar[Tags] = Tags(needs_retain=False)
+
+    epochs: int = 5
+    lr: float = 0.02
+
+    def unlearn(self, model: nn.Module, task: Task) -> nn.Module:
+        model = self.copy(model)
+        optimizer = self.optimizer(model, self.lr)
+        for _ in range(self.epochs):
+            run_pass(model, task.forget, batch_size=self.batch_size_for(task),
+                     generator=task.generator, optimizer=optimizer, loss_fn=negative_cross_entropy)
+        return model

@@ -1,0 +1,16 @@
+from __future__ import annotations
+
+from torch import nn
+
+from audit.registry import UNLEARNERS
+from unlearners.base import Tags, Task, Unlearner
+
+
+@UNLEARNERS.register("identity")
+class Identity(Unlearner):
+    """Control that forgets nothing: returns a copy of the original; an audit must FAIL it."""
+
+    tags = Tags(needs_retain=False, modifies_weights=False)
+
+    def unlearn(self, model: nn.Module, task: Task) -> nn.Module:
+        return self.copy(model)

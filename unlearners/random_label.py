@@ -1,0 +1,47 @@
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from audit.registry import UNLEARNERS
+from audit.training import run_pass
+from unlearners.base import Task
+from unlearners.sgd import SGDUnlearner
+
+
+def random_label_loss(num_classes: int, generator: torch.Generator):
+    """Cross-entropy against labels drawn uniformly over all classes afresh for each batch."""
+
+    def loss(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        labels = torch.randint(num_classes, y.shape, generator=generator).to(y.device)
+        return F.cross_entropy(logits, labels)
+
+    return loss
+
+
+@UNLEARNERS.register("random_label")
+@dataclass
+class RandomLabel(SGDUnlearner):
+    """RL: each epoch a pass over the forget set with random labels, then a pass over the retain set.
+
+    Labels are uniform over all classes, drawn afresh for each batch (they may equal the
+    true label); the two passes are applied one after the other, not summed.
+    """
+
+    epochs: int = 3
+    lr: float = 0.01
+
+    def unlearn(self, model: nn.Module, task: Task) -> nn.Module:
+        model = self.copy(model)
+        optimizer = self.optimizer(model, self.lr)
+        batch_size = self.batch_size_for(task)
+        forget_loss = random_label_loss(task.num_classes, task.generator)
+        for _ in range(self.epochs):
+            run_pass(model, task.forget, batch_size=batch_size, generator=task.generator,
+                     optimizer=optimizer, loss_fn=forget_loss)
+            run_pass(model, task.retain, batch_size=batch_size, generator=task.generator,
+                     optimizer=optimizer)
+        return model
