@@ -1,0 +1,154 @@
+"""The `salun` command.
+
+Exit codes: 0 pass, 1 a gate failed, 2 bad input, 3 inconclusive (with --gate).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+
+from audit import __version__
+from audit.errors import SalunInputError
+
+EXIT_PASS, EXIT_FAIL, EXIT_INPUT, EXIT_INCONCLUSIVE = 0, 1, 2, 3
+GATE_EXIT = {"PASS": EXIT_PASS, "FAIL": EXIT_FAIL, "INCONCLUSIVE": EXIT_INCONCLUSIVE}
+REPORT_FORMATS = ("html",)
+
+log = logging.getLogger("salun")
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse that reports a usage error as one line and exit code 2, like every bad input."""
+
+    def error(self, message: str):  # type: ignore[override]
+        raise SalunInputError(message)
+
+
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return value
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="salun", description="Audit machine unlearning against retrained models.")
+    parser.add_argument("--version", action="version", version=f"salun {__version__}")
+    parser.add_argument("-q", "--quiet", action="store_true", help="only warnings and errors")
+    commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    audit = commands.add_parser("audit", help="run an audit (the built-in digits example without CONFIG)")
+    audit.add_argument("config", nargs="?", help="audit config (TOML)")
+    audit.add_argument("--out", default="salun-report", help="output folder (default: salun-report)")
+    audit.add_argument("--device", choices=("auto", "cpu", "cuda"), help="overrides audit.device")
+    audit.add_argument("--workers", type=_positive, default=1, help="worker processes (default 1)")
+    audit.add_argument("--gate", action="store_true", help="exit 0 pass, 1 fail, 3 inconclusive")
+
+    validate = commands.add_parser("validate", help="check a config and print it resolved")
+    validate.add_argument("config")
+
+    commands.add_parser("list", help="registered methods, attacks, datasets and models")
+
+    init = commands.add_parser("init", help="write the commented example config")
+    init.add_argument("path", nargs="?", default="audit.toml")
+    init.add_argument("--force", action="store_true", help="overwrite an existing file")
+
+    report = commands.add_parser("report", help="render reports from a results.json")
+    report.add_argument("results")
+    report.add_argument("--format", default="html", help=f"comma-separated: {', '.join(REPORT_FORMATS)}")
+    report.add_argument("--out", help="output folder (default: next to the results)")
+    return parser
+
+
+def _load(config: str | None):
+    from audit.spec import default_spec, load_spec
+
+    return default_spec() if config is None else load_spec(config)
+
+
+def _audit(args: argparse.Namespace) -> int:
+    from audit.pipeline import run_audit
+
+    spec = _load(args.config)
+    results = run_audit(spec, args.out, args.device, args.workers, show_progress=not args.quiet)
+    print(f"verdict: {results['verdict']} ({results['verdict_reason']})")
+    print(f"report: {Path(args.out) / 'report.html'}")
+    return GATE_EXIT[results["verdict"]] if args.gate else EXIT_PASS
+
+
+def _validate(args: argparse.Namespace) -> int:
+    import json
+
+    spec = _load(args.config)
+    print(json.dumps(spec.to_dict(), indent=2))
+    print(f"{args.config}: valid (spec digest {spec.digest()[:16]})", file=sys.stderr)
+    return EXIT_PASS
+
+
+def _list(args: argparse.Namespace) -> int:
+    from audit.registry import ALL, summary_of
+
+    for registry in ALL:
+        print(f"{registry.kind}s (entry-point group {registry.group}):")
+        for name, obj in registry:
+            origin = registry.origin(name)
+            print(f"  {name:<16} {origin.distribution} {origin.version:<8} {summary_of(obj)}")
+        for name, why in registry.broken().items():
+            print(f"  {name:<16} FAILED TO LOAD: {why}")
+    return EXIT_PASS
+
+
+def _init(args: argparse.Namespace) -> int:
+    from audit.spec import default_spec_text
+
+    path = Path(args.path)
+    if path.exists() and not args.force:
+        raise SalunInputError(f"{path} exists; pass --force to overwrite it")
+    path.write_text(default_spec_text(), encoding="utf-8")
+    print(f"wrote {path}; edit it, then run: salun audit {path}")
+    return EXIT_PASS
+
+
+def _report(args: argparse.Namespace) -> int:
+    from audit.results import load_results
+    from reports.html import write_html
+
+    formats = [f.strip() for f in args.format.split(",") if f.strip()]
+    unknown = [f for f in formats if f not in REPORT_FORMATS]
+    if unknown or not formats:
+        raise SalunInputError(f"--format: unknown format(s) {unknown}; available: {', '.join(REPORT_FORMATS)}")
+    results = load_results(Path(args.results))
+    out = Path(args.out) if args.out else Path(args.results).parent
+    print(f"wrote {write_html(results, out / 'report.html')}")
+    return EXIT_PASS
+
+
+COMMANDS = {"audit": _audit, "validate": _validate, "list": _list, "init": _init, "report": _report}
+
+
+def main(argv: list[str] | None = None) -> int:
+    try:
+        args = _parser().parse_args(argv)
+        logging.basicConfig(
+            level=logging.WARNING if args.quiet else logging.INFO,
+            format="salun: %(message)s",
+            stream=sys.stderr,
+        )
+        return COMMANDS[args.command](args)
+    except SalunInputError as error:
+        for line in str(error).splitlines() or ["bad input"]:
+            print(f"salun: error: {line}", file=sys.stderr)
+        return EXIT_INPUT
+    except KeyboardInterrupt:
+        print("salun: interrupted; finished jobs are kept in the store and a rerun resumes", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,157 @@
+"""results.json (schema `salun.results/1`): everything a report shows, computed from the store."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from audit import __version__
+from audit.data import AuditData
+from audit.errors import SalunInputError
+from audit.execute import CPU_THREADS_PER_JOB
+from audit.manifest import code_version, environment, plugins_used
+from audit.metrics import METRICS, avg_gap, classification_metrics
+from audit.plan import Plan
+from audit.spec import Spec
+from audit.stats import summarize
+from audit.store import Store, write_text_atomic
+
+SCHEMA = "salun.results/1"
+METRICS_PROBE = ("metrics", "1")
+TIMING_KEYS = frozenset({"created", "runtime_s", "wall_time_s"})
+PASS, FAIL, INCONCLUSIVE = "PASS", "FAIL", "INCONCLUSIVE"
+
+
+def _metrics_of(store: Store, plan: Plan, model_key: str, data: AuditData, spec: Spec) -> dict[str, float] | None:
+    observation_key = plan.observation_of[model_key]
+    if store.meta(observation_key).get("status") != "ok":
+        return None
+    return classification_metrics(store.arrays(observation_key), data, spec.metrics.mia_feature)
+
+
+def _population(per_seed: list[dict[str, float]]) -> dict[str, Any]:
+    return {name: summarize([m[name] for m in per_seed]) for name in METRICS}
+
+
+def _sizes(data: AuditData) -> dict[str, int]:
+    return {
+        "forget": len(data.forget),
+        "retain": len(data.retain),
+        "test": int(data.eval_test_mask.sum()),
+    }
+
+
+def build_results(spec: Spec, data: AuditData, plan: Plan, store: Store, device: torch.device) -> dict[str, Any]:
+    originals = [_metrics_of(store, plan, key, data, spec) for key in plan.originals]
+    references = [_metrics_of(store, plan, key, data, spec) for key in plan.retrains]
+    if any(m is None for m in originals + references):
+        raise SalunInputError("train: a trained model outputs non-finite logits; try a smaller train.lr")
+    metrics: dict[str, Any] = {}
+    probes, verdicts = [], []
+    for label, keys in plan.unlearned.items():
+        rows, failures = [], []
+        for seed, key in zip(plan.seeds, keys):
+            meta = store.meta(key)
+            values = _metrics_of(store, plan, key, data, spec)
+            if values is None:
+                observed = store.meta(plan.observation_of[key])
+                failures.append({"seed": seed, "reason": meta.get("reason") or observed.get("reason")})
+                continue
+            values["avg_gap"] = avg_gap(values, references[seed])
+            values["runtime_s"] = meta["runtime_s"]
+            rows.append(values)
+        table = {name: summarize([row[name] for row in rows]) for name in (*METRICS, "avg_gap", "runtime_s")}
+        table["failures"] = failures
+        metrics[label] = table
+        verdict = FAIL if failures else PASS
+        why = "; ".join(f"seed {f['seed']}: {f['reason']}" for f in failures) or "finite weights on every seed"
+        probes.append({
+            "id": METRICS_PROBE[0], "version": METRICS_PROBE[1], "method": label,
+            "n_models": len(rows), "n_examples": _sizes(data),
+            "stats": {name: table[name] for name in (*METRICS, "avg_gap")},
+            "verdict": verdict, "why": why,
+        })
+        verdicts.append({
+            "rule": "unlearning finishes with finite weights on every seed", "probe": METRICS_PROBE[0],
+            "method": label, "value": len(failures), "threshold": 0, "verdict": verdict,
+        })
+    overall, reason = _overall(verdicts)
+    return {
+        "schema": SCHEMA,
+        "salun_version": __version__,
+        "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "manifest": _manifest(spec, data, plan, device),
+        "spec": spec.to_dict(),
+        "scope": {
+            "dataset": data.dataset, "num_classes": data.num_classes, "pool": len(data.pool),
+            "test": len(data.test), "forget_kind": spec.forget.kind,
+            "forget_classes": list(data.forget_classes), **{f"{k}_size": v for k, v in _sizes(data).items()},
+            "models_per_population": len(plan.seeds),
+        },
+        "populations": {"original": _population(originals), "retrain": _population(references)},
+        "metrics": metrics,
+        "probes": probes,
+        "verdicts": verdicts,
+        "verdict": overall,
+        "verdict_reason": reason,
+    }
+
+
+def _overall(verdicts: list[dict[str, Any]]) -> tuple[str, str]:
+    failed = [v["method"] for v in verdicts if v["verdict"] == FAIL]
+    if failed:
+        return FAIL, f"unlearning diverged for: {', '.join(failed)}"
+    return INCONCLUSIVE, (
+        "metrics only: no retrain-equivalence rule was evaluated, so the audit cannot decide "
+        "whether the forget set's influence is gone"
+    )
+
+
+def _manifest(spec: Spec, data: AuditData, plan: Plan, device: torch.device) -> dict[str, Any]:
+    return {
+        "spec_digest": spec.digest(),
+        "data_digest": data.digest,
+        "split_digest": data.pool_digest,
+        "code_version": code_version(),
+        "environment": {**environment(device), **({"cpu_threads_per_job": CPU_THREADS_PER_JOB} if device.type == "cpu" else {})},
+        "plugins": plugins_used(spec),
+        "seeds": plan.seeds,
+        "artifacts": {
+            "original": plan.originals,
+            "retrain": plan.retrains,
+            "unlearned": plan.unlearned,
+        },
+    }
+
+
+def dumps(results: dict[str, Any]) -> str:
+    return json.dumps(results, indent=2, sort_keys=True, allow_nan=False) + "\n"
+
+
+def write_results(results: dict[str, Any], path: Path) -> None:
+    write_text_atomic(path, dumps(results))
+
+
+def load_results(path: Path) -> dict[str, Any]:
+    try:
+        results = json.loads(Path(path).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise SalunInputError(f"results file not found: {path}") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise SalunInputError(f"{path}: not a results.json file ({error})") from None
+    if not isinstance(results, dict) or results.get("schema") != SCHEMA:
+        raise SalunInputError(f"{path}: expected schema {SCHEMA}, found {results.get('schema') if isinstance(results, dict) else None!r}")
+    return results
+
+
+def without_timings(value: Any) -> Any:
+    """The results with wall-clock timings and timestamps removed, for comparing two runs."""
+    if isinstance(value, dict):
+        return {k: without_timings(v) for k, v in value.items() if k not in TIMING_KEYS}
+    if isinstance(value, list):
+        return [without_timings(v) for v in value]
+    return value
