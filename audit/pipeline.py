@@ -10,7 +10,7 @@ from audit.data import prepare_data
 from audit.execute import execute
 from audit.plan import build_plan
 from audit.progress import Progress
-from audit.results import build_results, write_results
+from audit.results import build_results, load_results, write_results
 from audit.spec import Spec
 from audit.store import Store
 from audit.training import resolve_device
@@ -37,8 +37,8 @@ def run_audit(
         spec.audit.name, len(plan.jobs), len(plan.seeds), ", ".join(spec.unlearners), resolved, store.root,
     )
     execute(plan.jobs, spec, store, workers, Progress(len(plan.jobs), enabled=show_progress))
-    results = build_results(spec, data, plan, store, resolved)
-    write_results(results, out / "results.json")
+    write_results(build_results(spec, data, plan, store, resolved), out / "results.json")
+    results = load_results(out / "results.json")  # reports see exactly what the file holds
     write_html(results, out / "report.html")
     log.info("wrote %s and %s", out / "results.json", out / "report.html")
     return results

@@ -129,7 +129,7 @@ def _manifest(spec: Spec, data: AuditData, plan: Plan, device: torch.device) -> 
 
 
 def dumps(results: dict[str, Any]) -> str:
-    return json.dumps(results, indent=2, sort_keys=True, allow_nan=False) + "\n"
+    return json.dumps(results, indent=2, allow_nan=False) + "\n"
 
 
 def write_results(results: dict[str, Any], path: Path) -> None:

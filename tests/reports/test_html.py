@@ -1,0 +1,46 @@
+import copy
+import json
+from markupsafe import escape
+
+import pytest
+
+from audit.pipeline import run_audit
+from audit.results import dumps
+from audit.spec import load_spec
+from helpers import small_config, write_toml
+from reports.html import render_html
+
+
+@pytest.fixture(scope="module")
+def results(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("report")
+    config = small_config(audit={"store": str(folder / "store")})
+    return run_audit(load_spec(write_toml(folder / "a.toml", config)), folder / "out", show_progress=False)
+
+
+def test_report_shows_the_verdict_scope_and_every_method_from_results_alone(results):
+    html = render_html(json.loads(dumps(results)))
+    assert results["verdict"] in html and str(escape(results["verdict_reason"])) in html
+    for method, row in results["metrics"].items():
+        assert f"<td>{method}</td>" in html
+        assert f"{100 * row['UA']['mean']:.2f}" in html
+    assert results["manifest"]["spec_digest"] in html
+
+
+def test_user_strings_are_escaped(results):
+    hostile = copy.deepcopy(results)
+    hostile["metrics"]["<script>alert(1)</script>"] = hostile["metrics"].pop("finetune")
+    hostile["spec"]["audit"]["name"] = "<img src=x onerror=alert(1)>"
+    html = render_html(hostile)
+    assert "<script>alert(1)</script>" not in html and "&lt;script&gt;alert(1)&lt;/script&gt;" in html
+    assert "<img src=x" not in html
+
+
+def test_salun_report_re_renders_from_results_json(cli, results, tmp_path):
+    (tmp_path / "results.json").write_text(dumps(results))
+    code, out, _ = cli("report", str(tmp_path / "results.json"), "--out", str(tmp_path / "again"))
+    assert code == 0
+    assert (tmp_path / "again" / "report.html").read_text() == render_html(results)
+    (tmp_path / "bad.json").write_text("{}")
+    code, _, err = cli("report", str(tmp_path / "bad.json"))
+    assert code == 2 and "expected schema salun.results/1" in err
