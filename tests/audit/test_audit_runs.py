@@ -13,7 +13,7 @@ import pytest
 
 from audit.pipeline import run_audit
 from audit.results import load_results, without_timings
-from audit.spec import default_spec, load_spec
+from audit.spec import default_spec, load_spec, spec_from_dict
 from helpers import small_config, write_toml
 
 RUN = small_config(audit={"seeds": 3}, train={"epochs": 40})
@@ -123,3 +123,16 @@ def test_the_default_example_shows_what_unlearning_should_and_should_not_look_li
     assert identity_gap["ci95"][0] > retrain_gap["ci95"][1]
     assert identity_gap["mean"] > 2 * retrain_gap["mean"]
     assert (tmp_path / "out" / "report.html").is_file()
+
+
+@pytest.mark.slow
+def test_worker_processes_give_the_same_results_as_one_process(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    spec = default_spec()
+    resolved = spec.to_dict()
+    in_process = run_audit(spec, "one", show_progress=False)
+    resolved["audit"]["store"] = "second-store"
+    in_workers = run_audit(spec_from_dict(resolved), "two", workers=2, show_progress=False)
+    for results in (in_process, in_workers):
+        results["spec"]["audit"].pop("store")
+    assert without_timings(in_workers) == without_timings(in_process)
