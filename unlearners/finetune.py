@@ -3,9 +3,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from torch import nn
+from torch.nn import functional as F
 
 from audit.registry import UNLEARNERS
-from audit.training import run_pass
 from unlearners.base import Task
 from unlearners.sgd import SGDUnlearner
 
@@ -22,9 +22,4 @@ class FineTune(SGDUnlearner):
     lr: float = 0.1
 
     def unlearn(self, model: nn.Module, task: Task) -> nn.Module:
-        model = self.copy(model)
-        optimizer = self.optimizer(model, self.lr)
-        for _ in range(self.epochs):
-            run_pass(model, task.retain, batch_size=self.batch_size_for(task),
-                     generator=task.generator, optimizer=optimizer)
-        return model
+        return self.train(model, task, (task.retain, F.cross_entropy))

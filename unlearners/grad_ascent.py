@@ -8,7 +8,6 @@ from torch import nn
 from torch.nn import functional as F
 
 from audit.registry import UNLEARNERS
-from audit.training import run_pass
 from unlearners.base import Tags, Task
 from unlearners.sgd import SGDUnlearner
 
@@ -32,9 +31,4 @@ class GradientAscent(SGDUnlearner):
     lr: float = 0.02
 
     def unlearn(self, model: nn.Module, task: Task) -> nn.Module:
-        model = self.copy(model)
-        optimizer = self.optimizer(model, self.lr)
-        for _ in range(self.epochs):
-            run_pass(model, task.forget, batch_size=self.batch_size_for(task),
-                     generator=task.generator, optimizer=optimizer, loss_fn=negative_cross_entropy)
-        return model
+        return self.train(model, task, (task.forget, negative_cross_entropy))

@@ -7,7 +7,6 @@ from torch import nn
 from torch.nn import functional as F
 
 from audit.registry import UNLEARNERS
-from audit.training import run_pass
 from unlearners.base import Task
 from unlearners.sgd import SGDUnlearner
 
@@ -35,13 +34,5 @@ class RandomLabel(SGDUnlearner):
     lr: float = 0.01
 
     def unlearn(self, model: nn.Module, task: Task) -> nn.Module:
-        model = self.copy(model)
-        optimizer = self.optimizer(model, self.lr)
-        batch_size = self.batch_size_for(task)
         forget_loss = random_label_loss(task.num_classes, task.generator)
-        for _ in range(self.epochs):
-            run_pass(model, task.forget, batch_size=batch_size, generator=task.generator,
-                     optimizer=optimizer, loss_fn=forget_loss)
-            run_pass(model, task.retain, batch_size=batch_size, generator=task.generator,
-                     optimizer=optimizer)
-        return model
+        return self.train(model, task, (task.forget, forget_loss), (task.retain, F.cross_entropy))

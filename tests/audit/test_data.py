@@ -7,7 +7,7 @@ import pytest
 from audit.data import prepare_data
 from audit.errors import SalunInputError
 from audit.registry import DATASETS
-from helpers import small_config, small_spec
+from helpers import small_spec
 
 
 def test_digits_split_is_stratified_disjoint_and_fixed_by_the_data_seed(tmp_path):
