@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import math
 import json
 from pathlib import Path
 from typing import Any
@@ -33,8 +34,10 @@ def _metrics_of(store: Store, plan: Plan, model_key: str, data: AuditData, spec:
     return classification_metrics(store.arrays(observation_key), data, spec.metrics.mia_feature)
 
 
-def _population(per_seed: list[dict[str, float]]) -> dict[str, Any]:
-    return {name: summarize([m[name] for m in per_seed]) for name in METRICS}
+def _summaries(rows: list[dict[str, float]], names: tuple[str, ...]) -> dict[str, Any]:
+    """Each named quantity summarised over seeds; fractions keep their interval inside [0, 1]."""
+    return {name: summarize([row[name] for row in rows], bounds=(0.0, math.inf) if name == "runtime_s" else (0.0, 1.0))
+            for name in names}
 
 
 def _sizes(data: AuditData) -> dict[str, int]:
@@ -64,7 +67,7 @@ def build_results(spec: Spec, data: AuditData, plan: Plan, store: Store, device:
             values["avg_gap"] = avg_gap(values, references[seed])
             values["runtime_s"] = meta["runtime_s"]
             rows.append(values)
-        table = {name: summarize([row[name] for row in rows]) for name in (*METRICS, "avg_gap", "runtime_s")}
+        table = _summaries(rows, (*METRICS, "avg_gap", "runtime_s"))
         table["failures"] = failures
         metrics[label] = table
         verdict = FAIL if failures else PASS
@@ -92,7 +95,7 @@ def build_results(spec: Spec, data: AuditData, plan: Plan, store: Store, device:
             "forget_classes": list(data.forget_classes), **{f"{k}_size": v for k, v in _sizes(data).items()},
             "models_per_population": len(plan.seeds),
         },
-        "populations": {"original": _population(originals), "retrain": _population(references)},
+        "populations": {"original": _summaries(originals, METRICS), "retrain": _summaries(references, METRICS)},
         "metrics": metrics,
         "probes": probes,
         "verdicts": verdicts,

@@ -59,5 +59,7 @@ def test_summary_interval_is_the_student_t_interval_of_the_mean():
     assert summary["ci95"] == pytest.approx([low, high])
     assert summary["std"] == pytest.approx(np.std(values, ddof=1))
     assert summary["n"] == 4 and summary["per_seed"] == values
+    clipped = summarize([0.0, 0.0, 0.01], bounds=(0.0, 1.0))
+    assert clipped["ci95"][0] == 0.0 and clipped["ci95"][1] < 0.03
     single = summarize([0.5])
     assert single["std"] is None and single["ci95"] is None and single["mean"] == 0.5
