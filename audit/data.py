@@ -96,6 +96,11 @@ class AuditData:
         return ~np.isin(labels, self.forget_classes)
 
     @functools.cached_property
+    def eval_test_set(self) -> Subset:
+        index = torch.from_numpy(np.flatnonzero(self.eval_test_mask))
+        return Subset(self.test.x[index], self.test.y[index])
+
+    @functools.cached_property
     def pool_digest(self) -> str:
         """Identifies the data and the split: what an original model depends on."""
         return _digest(self.content_digest, self.pool_index, self.test_index)

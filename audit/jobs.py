@@ -45,14 +45,10 @@ def make_task(
 ) -> Task:
     """The task an unlearner sees; retain and test data only where its tags ask for them."""
     tags = unlearner.tags
-    test = data.test
-    if tags.needs_test:
-        index = torch.from_numpy(data.eval_test_mask.nonzero()[0])
-        test = type(test)(test.x[index], test.y[index])
     return Task(
         forget=data.forget_set.to(device),
         retain=data.retain_set.to(device) if tags.needs_retain else None,
-        test=test.to(device) if tags.needs_test else None,
+        test=data.eval_test_set.to(device) if tags.needs_test else None,
         num_classes=data.num_classes,
         device=device,
         generator=generator,

@@ -100,3 +100,25 @@ def test_retrain_ignores_the_original_weights():
     a = retrain.unlearn(original, _task(retrain, spec, data, 0))
     b = retrain.unlearn(damaged, _task(retrain, spec, data, 0))
     assert all(torch.equal(x, y) for x, y in zip(a.state_dict().values(), b.state_dict().values()))
+
+
+class WantsTestData(Unlearner):
+    tags = Tags(needs_test=True)
+
+    def unlearn(self, model, task):
+        return self.copy(model)
+
+
+def test_tasks_carry_only_the_data_a_method_asks_for(tmp_path):
+    from audit.data import prepare_data
+    from audit.jobs import make_task
+    from helpers import small_spec
+
+    data = prepare_data(small_spec(tmp_path, forget={"kind": "class", "fraction": None, "classes": [3]}))
+    cpu = torch.device("cpu")
+    bare = make_task(UNLEARNERS.get("identity")(), data, None, None, torch.Generator(), cpu)
+    assert bare.retain is None and bare.test is None and len(bare.forget) == len(data.forget)
+    full = make_task(WantsTestData(), data, None, None, torch.Generator(), cpu)
+    assert len(full.retain) == len(data.retain)
+    assert 0 < len(full.test) < len(data.test) and 3 not in full.test.y.tolist()
+    assert full.forget_classes == (3,)
