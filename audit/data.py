@@ -11,6 +11,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,6 +21,7 @@ import torch
 from audit.errors import SalunInputError
 from audit.registry import DATASETS
 from audit.seeds import numpy_generator
+from audit.spec import DataSection, ForgetSection, Spec
 
 
 @dataclass(frozen=True)
@@ -215,19 +217,17 @@ def _standardise(pool: np.ndarray, *others: np.ndarray) -> list[torch.Tensor]:
     return [torch.from_numpy(((a - mean) / std).astype(np.float32)) for a in (pool, *others)]
 
 
-def prepare_data(spec) -> AuditData:
+def prepare_data(spec: Spec) -> AuditData:
     """The AuditData of a spec; cached per process, since every job of an audit needs it."""
     root = str(spec.resolve_path(spec.data.root)) if spec.data.root else None
     indices = str(spec.resolve_path(spec.forget.indices_file)) if spec.forget.indices_file else None
-    return _prepare_cached(
-        spec.data.model_dump_json(), spec.forget.model_dump_json(), root, indices
-    )
+    # an edited indices file must not be served from the cache
+    stamp = os.stat(indices).st_mtime_ns if indices and os.path.exists(indices) else None
+    return _prepare_cached(spec.data.model_dump_json(), spec.forget.model_dump_json(), root, indices, stamp)
 
 
 @functools.lru_cache(maxsize=4)
-def _prepare_cached(data_json: str, forget_json: str, root: str | None, indices: str | None):
-    from audit.spec import DataSection, ForgetSection
-
+def _prepare_cached(data_json: str, forget_json: str, root: str | None, indices: str | None, stamp: int | None):
     data_spec = DataSection.model_validate_json(data_json)
     forget_spec = ForgetSection.model_validate_json(forget_json)
     source = load_source(data_spec.dataset, Path(root) if root else None)

@@ -63,52 +63,53 @@ def _synchronise(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def run_job(job: Job, spec: Spec, store: Store) -> None:
-    data = prepare_data(spec)
-    device = torch.device(job.params["device"])
-    meta: dict[str, Any] = {"kind": job.kind, "label": job.label, "params": job.params, "inputs": list(job.inputs)}
-    if job.kind == TRAIN:
-        seed = job.params["seed"]
-        model = new_model(spec, data, torch_generator("init", seed), device)
-        train_set = data.pool if job.params["population"] == "original" else data.retain_set
-        started = time.perf_counter()
-        try:
-            log = fit(model, train_set, spec.train, torch_generator("order", seed))
-        except Diverged as error:
-            raise SalunInputError(f"train: {job.label} diverged ({error}); try a smaller train.lr") from None
+def _train(job: Job, spec: Spec, data: AuditData, store: Store, device: torch.device, meta: dict) -> None:
+    seed = job.params["seed"]
+    model = new_model(spec, data, torch_generator("init", seed), device)
+    train_set = data.pool if job.params["population"] == "original" else data.retain_set
+    started = time.perf_counter()
+    try:
+        log = fit(model, train_set, spec.train, torch_generator("order", seed))
+    except Diverged as error:
+        raise SalunInputError(f"train: {job.label} diverged ({error}); try a smaller train.lr") from None
+    _synchronise(device)
+    meta.update(status="ok", losses=log.losses, wall_time_s=time.perf_counter() - started)
+    store.put(job.key, meta, tensors=model.state_dict())
+
+
+def _unlearn(job: Job, spec: Spec, data: AuditData, store: Store, device: torch.device, meta: dict) -> None:
+    original = load_model(spec, data, store, job.inputs[0], device)
+    unlearner = UNLEARNERS.get(job.params["method"])(**job.params["hyperparameters"])
+    generator = torch_generator("unlearn", job.params["method"], job.params["seed"])
+    task = make_task(unlearner, data, spec.train, lambda g: new_model(spec, data, g, device), generator, device)
+    started = time.perf_counter()
+    try:
+        model = unlearner.unlearn(original, task)
         _synchronise(device)
-        meta.update(status="ok", losses=log.losses, wall_time_s=time.perf_counter() - started)
-        store.put(job.key, meta, tensors=model.state_dict())
-    elif job.kind == UNLEARN:
-        original = load_model(spec, data, store, job.inputs[0], device)
-        unlearner = UNLEARNERS.get(job.params["method"])(**job.params["hyperparameters"])
-        generator = torch_generator("unlearn", job.params["method"], job.params["seed"])
-        task = make_task(unlearner, data, spec.train,
-                         lambda g: new_model(spec, data, g, device), generator, device)
-        started = time.perf_counter()
-        try:
-            model = unlearner.unlearn(original, task)
-            _synchronise(device)
-            check_finite(model)
-        except Diverged as error:
-            meta.update(status="diverged", reason=str(error))
-            store.put(job.key, meta)
-            return
-        meta.update(status="ok", runtime_s=time.perf_counter() - started)
-        store.put(job.key, meta, tensors=model.state_dict())
-    elif job.kind == OBSERVE:
-        source = store.meta(job.inputs[0])
-        if source.get("status") != "ok":
-            meta.update(status="skipped", reason=f"no model to observe: {source.get('reason')}")
-            store.put(job.key, meta)
-            return
-        model = load_model(spec, data, store, job.inputs[0], device)
-        arrays = observe(model, data)
-        if not all(np.isfinite(values).all() for values in arrays.values()):
-            meta.update(status="diverged", reason="the model outputs non-finite logits")
-            store.put(job.key, meta)
-            return
-        meta.update(status="ok")
-        store.put(job.key, meta, arrays=arrays)
-    else:
-        raise ValueError(f"unknown job kind {job.kind!r}")
+        check_finite(model)
+    except Diverged as error:
+        store.put(job.key, {**meta, "status": "diverged", "reason": str(error)})
+        return
+    meta.update(status="ok", runtime_s=time.perf_counter() - started)
+    store.put(job.key, meta, tensors=model.state_dict())
+
+
+def _observe(job: Job, spec: Spec, data: AuditData, store: Store, device: torch.device, meta: dict) -> None:
+    source = store.meta(job.inputs[0])
+    if source.get("status") != "ok":
+        store.put(job.key, {**meta, "status": "skipped", "reason": f"no model to observe: {source.get('reason')}"})
+        return
+    arrays = observe(load_model(spec, data, store, job.inputs[0], device), data)
+    if not all(np.isfinite(values).all() for values in arrays.values()):
+        store.put(job.key, {**meta, "status": "diverged", "reason": "the model outputs non-finite logits"})
+        return
+    store.put(job.key, {**meta, "status": "ok"}, arrays=arrays)
+
+
+RUNNERS = {TRAIN: _train, UNLEARN: _unlearn, OBSERVE: _observe}
+
+
+def run_job(job: Job, spec: Spec, store: Store) -> None:
+    """Compute one job and write its artifact (a failure of the method is an artifact too)."""
+    meta = {"kind": job.kind, "label": job.label, "params": job.params, "inputs": list(job.inputs)}
+    RUNNERS[job.kind](job, spec, prepare_data(spec), store, torch.device(job.params["device"]), meta)

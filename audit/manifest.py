@@ -48,15 +48,17 @@ def code_version() -> dict[str, str]:
     return {"salun": __version__, "source_sha256": source_digest()}
 
 
-def environment(device: torch.device) -> dict[str, str]:
-    env = {
+def environment(device: torch.device, cpu_threads_per_job: int) -> dict[str, Any]:
+    env: dict[str, Any] = {
         "python": platform.python_version(),
         "torch": torch.__version__,
         "numpy": np.__version__,
         "platform": platform.platform(terse=True),
         "device": device.type,
     }
-    if device.type == "cuda":
+    if device.type == "cpu":
+        env["cpu_threads_per_job"] = cpu_threads_per_job
+    else:
         env["gpu"] = torch.cuda.get_device_name(device)
         env["cuda"] = str(torch.version.cuda)
     return env

@@ -46,14 +46,6 @@ def keyword_parameters(fn: Callable[..., Any], skip: int = 0) -> dict[str, inspe
     return {p.name: p for p in params[skip:]}
 
 
-def defaults_of(fn: Callable[..., Any], skip: int = 0) -> dict[str, Any]:
-    return {
-        name: p.default
-        for name, p in keyword_parameters(fn, skip).items()
-        if p.default is not inspect.Parameter.empty
-    }
-
-
 def _params_model(fn: Callable[..., Any], skip: int) -> type[pydantic.BaseModel]:
     hints = typing.get_type_hints(fn.__init__ if inspect.isclass(fn) else fn, include_extras=True)
     fields: dict[str, Any] = {}

@@ -48,6 +48,35 @@ def _sizes(data: AuditData) -> dict[str, int]:
     }
 
 
+def _method(label: str, keys: list[str], references: list[dict[str, float]], spec: Spec,
+            data: AuditData, plan: Plan, store: Store) -> tuple[dict, dict, dict]:
+    """One method's metric table, its probe entry and its verdict on divergence."""
+    rows, failures = [], []
+    for seed, key in zip(plan.seeds, keys):
+        values = _metrics_of(store, plan, key, data, spec)
+        if values is None:
+            reason = store.meta(key).get("reason") or store.meta(plan.observation_of[key]).get("reason")
+            failures.append({"seed": seed, "reason": reason})
+            continue
+        values["avg_gap"] = avg_gap(values, references[seed])
+        values["runtime_s"] = store.meta(key)["runtime_s"]
+        rows.append(values)
+    table = {**_summaries(rows, (*METRICS, "avg_gap", "runtime_s")), "failures": failures}
+    verdict = FAIL if failures else PASS
+    probe = {
+        "id": METRICS_PROBE[0], "version": METRICS_PROBE[1], "method": label,
+        "n_models": len(rows), "n_examples": _sizes(data),
+        "stats": {name: table[name] for name in (*METRICS, "avg_gap")},
+        "verdict": verdict,
+        "why": "; ".join(f"seed {f['seed']}: {f['reason']}" for f in failures) or "finite weights on every seed",
+    }
+    rule = {
+        "rule": "unlearning finishes with finite weights on every seed", "probe": METRICS_PROBE[0],
+        "method": label, "value": len(failures), "threshold": 0, "verdict": verdict,
+    }
+    return table, probe, rule
+
+
 def build_results(spec: Spec, data: AuditData, plan: Plan, store: Store, device: torch.device) -> dict[str, Any]:
     originals = [_metrics_of(store, plan, key, data, spec) for key in plan.originals]
     references = [_metrics_of(store, plan, key, data, spec) for key in plan.retrains]
@@ -56,32 +85,9 @@ def build_results(spec: Spec, data: AuditData, plan: Plan, store: Store, device:
     metrics: dict[str, Any] = {}
     probes, verdicts = [], []
     for label, keys in plan.unlearned.items():
-        rows, failures = [], []
-        for seed, key in zip(plan.seeds, keys):
-            meta = store.meta(key)
-            values = _metrics_of(store, plan, key, data, spec)
-            if values is None:
-                observed = store.meta(plan.observation_of[key])
-                failures.append({"seed": seed, "reason": meta.get("reason") or observed.get("reason")})
-                continue
-            values["avg_gap"] = avg_gap(values, references[seed])
-            values["runtime_s"] = meta["runtime_s"]
-            rows.append(values)
-        table = _summaries(rows, (*METRICS, "avg_gap", "runtime_s"))
-        table["failures"] = failures
-        metrics[label] = table
-        verdict = FAIL if failures else PASS
-        why = "; ".join(f"seed {f['seed']}: {f['reason']}" for f in failures) or "finite weights on every seed"
-        probes.append({
-            "id": METRICS_PROBE[0], "version": METRICS_PROBE[1], "method": label,
-            "n_models": len(rows), "n_examples": _sizes(data),
-            "stats": {name: table[name] for name in (*METRICS, "avg_gap")},
-            "verdict": verdict, "why": why,
-        })
-        verdicts.append({
-            "rule": "unlearning finishes with finite weights on every seed", "probe": METRICS_PROBE[0],
-            "method": label, "value": len(failures), "threshold": 0, "verdict": verdict,
-        })
+        metrics[label], probe, rule = _method(label, keys, references, spec, data, plan, store)
+        probes.append(probe)
+        verdicts.append(rule)
     overall, reason = _overall(verdicts)
     return {
         "schema": SCHEMA,
@@ -120,7 +126,7 @@ def _manifest(spec: Spec, data: AuditData, plan: Plan, device: torch.device) -> 
         "data_digest": data.digest,
         "split_digest": data.pool_digest,
         "code_version": code_version(),
-        "environment": {**environment(device), **({"cpu_threads_per_job": CPU_THREADS_PER_JOB} if device.type == "cpu" else {})},
+        "environment": environment(device, CPU_THREADS_PER_JOB),
         "plugins": plugins_used(spec),
         "seeds": plan.seeds,
         "artifacts": {

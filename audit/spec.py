@@ -95,9 +95,8 @@ class ModelSection(Section):
         arch = raw.pop("arch", "cnn")
         if not isinstance(arch, str):
             raise SalunInputError(f"model.arch: expected a model name, got {arch!r}")
-        options = raw.pop("options", None) or raw
         factory = MODELS.get(arch, path="model.arch")
-        return {"arch": arch, "options": validate_keywords(factory, options, "model", skip=2)}
+        return {"arch": arch, "options": validate_keywords(factory, raw, "model", skip=2)}
 
     def flat(self) -> dict[str, Any]:
         return {"arch": self.arch, **self.options}
@@ -157,19 +156,12 @@ class Spec(Section):
                 raise SalunInputError(f"{path}: expected a table of hyperparameters, got {body!r}")
             body = dict(body)
             method = body.pop("method", label)
-            params = body.pop("params", None) or body
             unlearner = UNLEARNERS.get(method, path=path)
-            sections[label] = UnlearnerSection(
-                method=method, params=validate_keywords(unlearner, params, path)
-            )
+            sections[label] = UnlearnerSection(method=method, params=validate_keywords(unlearner, body, path))
         return sections
 
-    @property
-    def base_dir(self) -> Path:
-        """The folder that relative paths in the spec (data root, indices file) start from."""
-        return self._base_dir
-
     def resolve_path(self, value: str) -> Path:
+        """`value` from the config file's folder, unless it is absolute."""
         path = Path(value).expanduser()
         return path if path.is_absolute() else self._base_dir / path
 

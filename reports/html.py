@@ -12,25 +12,25 @@ from audit.store import write_text_atomic
 PERCENT = ("UA", "RA", "TA", "MIA", "avg_gap")
 
 
-def _percent(value: float | None) -> str:
-    return "–" if value is None else f"{100 * value:.2f}"
+def _number(value: float | None, percent: bool) -> str:
+    if value is None:
+        return "–"
+    return f"{100 * value:.2f}" if percent else f"{value:.3f}"
 
 
 def _summary(summary: dict[str, Any], percent: bool = True) -> str:
-    """mean ± std [interval], as the report prints it."""
-    show = _percent if percent else (lambda v: "–" if v is None else f"{v:.3f}")
-    text = show(summary["mean"])
+    """mean ± std, as the report prints it."""
+    text = _number(summary["mean"], percent)
     if summary.get("std") is not None:
-        text += f" ± {show(summary['std'])}"
+        text += f" ± {_number(summary['std'], percent)}"
     return text
 
 
 def _interval(summary: dict[str, Any], percent: bool = True) -> str:
     if not summary.get("ci95"):
         return ""
-    show = _percent if percent else (lambda v: f"{v:.3f}")
     low, high = summary["ci95"]
-    return f"[{show(low)}, {show(high)}]"
+    return f"[{_number(low, percent)}, {_number(high, percent)}]"
 
 
 def _environment() -> Environment:
