@@ -68,6 +68,8 @@ class AuditData:
     forget: np.ndarray
     forget_classes: tuple[int, ...]
     content_digest: str
+    channel_mean: np.ndarray  # (C,): the pool's per-channel statistics the images were standardised with
+    channel_std: np.ndarray
 
     @property
     def input_shape(self) -> tuple[int, ...]:
@@ -209,12 +211,17 @@ def _indices_from_file(path: Path, pool_index: np.ndarray) -> np.ndarray:
     return positions
 
 
-def _standardise(pool: np.ndarray, *others: np.ndarray) -> list[torch.Tensor]:
-    """Per-channel mean and std of the pool applied to every part, as float32 tensors."""
-    mean = pool.mean(axis=(0, 2, 3), keepdims=True, dtype=np.float64)
-    std = pool.std(axis=(0, 2, 3), keepdims=True, dtype=np.float64)
+def channel_statistics(pool: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per-channel mean and std of the pool (a constant channel gets std 1)."""
+    mean = pool.mean(axis=(0, 2, 3), dtype=np.float64)
+    std = pool.std(axis=(0, 2, 3), dtype=np.float64)
     std[std == 0] = 1.0
-    return [torch.from_numpy(((a - mean) / std).astype(np.float32)) for a in (pool, *others)]
+    return mean, std
+
+
+def _standardise(mean: np.ndarray, std: np.ndarray, *parts: np.ndarray) -> list[torch.Tensor]:
+    shape = (1, -1, 1, 1)
+    return [torch.from_numpy(((a - mean.reshape(shape)) / std.reshape(shape)).astype(np.float32)) for a in parts]
 
 
 def prepare_data(spec: Spec) -> AuditData:
@@ -245,7 +252,9 @@ def _prepare_cached(data_json: str, forget_json: str, root: str | None, indices:
         forget_spec, y_pool, pool_index, source.num_classes, data_spec.seed,
         Path(indices) if indices else None,
     )
-    pool_x, test_x = _standardise(np.asarray(x_pool, dtype=np.float32), np.asarray(x_test, dtype=np.float32))
+    x_pool, x_test = np.asarray(x_pool, dtype=np.float32), np.asarray(x_test, dtype=np.float32)
+    mean, std = channel_statistics(x_pool)
+    pool_x, test_x = _standardise(mean, std, x_pool, x_test)
     return AuditData(
         dataset=data_spec.dataset,
         num_classes=source.num_classes,
@@ -256,6 +265,8 @@ def _prepare_cached(data_json: str, forget_json: str, root: str | None, indices:
         forget=forget,
         forget_classes=classes,
         content_digest=_content_digest(source),
+        channel_mean=mean,
+        channel_std=std,
     )
 
 

@@ -42,6 +42,7 @@ def make_task(
     build: Any,
     generator: torch.Generator,
     device: torch.device,
+    saliency: dict[str, torch.Tensor] | None = None,
 ) -> Task:
     """The task an unlearner sees; retain and test data only where its tags ask for them."""
     tags = unlearner.tags
@@ -55,6 +56,8 @@ def make_task(
         recipe=recipe,
         build_model=build,
         forget_classes=data.forget_classes,
+        input_std=torch.as_tensor(data.channel_std, dtype=torch.float32).reshape(-1, 1, 1).to(device),
+        saliency=saliency,
     )
 
 

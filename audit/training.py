@@ -18,6 +18,9 @@ from audit.data import Subset
 from audit.errors import Diverged, SalunInputError
 
 LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+# A training-time augmentation: a batch of standardised inputs and the run's generator in,
+# an augmented batch of the same shape out. Evaluation never augments.
+Augment = Callable[[torch.Tensor, torch.Generator], torch.Tensor]
 
 
 def resolve_device(requested: str) -> torch.device:
@@ -75,6 +78,7 @@ def run_pass(
     loss_fn: LossFn = F.cross_entropy,
     scheduler: torch.optim.lr_scheduler.LRScheduler | None = None,
     after_step: Callable[[], None] | None = None,
+    augment: Augment | None = None,
 ) -> float:
     """One shuffled pass over `data` (already on the model's device); the mean loss."""
     model.train()
@@ -84,7 +88,10 @@ def run_pass(
     for index in shuffled_batches(len(data), batch_size, generator):
         index = index.to(device)
         optimizer.zero_grad(set_to_none=True)
-        loss = loss_fn(model(data.x[index]), data.y[index])
+        x = data.x[index]
+        if augment is not None:
+            x = augment(x, generator)
+        loss = loss_fn(model(x), data.y[index])
         loss.backward()
         optimizer.step()
         if scheduler is not None:
@@ -104,7 +111,8 @@ class TrainLog:
     losses: list[float] = field(default_factory=list)
 
 
-def fit(model: nn.Module, data: Subset, recipe, generator: torch.Generator) -> TrainLog:
+def fit(model: nn.Module, data: Subset, recipe, generator: torch.Generator,
+        augment: Augment | None = None) -> TrainLog:
     """Train `model` in place on `data` with a [train] recipe (epochs, optimizer, schedule)."""
     data = data.to(next(model.parameters()).device)
     optimizer = make_optimizer(
@@ -118,7 +126,7 @@ def fit(model: nn.Module, data: Subset, recipe, generator: torch.Generator) -> T
         log.losses.append(
             run_pass(
                 model, data, batch_size=recipe.batch_size, generator=generator,
-                optimizer=optimizer, scheduler=scheduler,
+                optimizer=optimizer, scheduler=scheduler, augment=augment,
             )
         )
     check_finite(model)

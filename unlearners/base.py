@@ -18,6 +18,7 @@ import torch
 from torch import nn
 
 from audit.data import Subset
+from audit.training import Augment
 from audit.params import keyword_parameters
 
 
@@ -45,6 +46,9 @@ class Task:
     recipe: Any  # the original training recipe: the spec's [train] section
     build_model: Callable[[torch.Generator], nn.Module]  # a fresh model of the audited architecture
     forget_classes: tuple[int, ...] = ()
+    augment: Augment | None = None  # the recipe's augmentation policy, for every training pass
+    input_std: torch.Tensor | None = None  # (C, 1, 1): one pixel unit in standardised input units
+    saliency: dict[str, torch.Tensor] | None = None  # the audit's cached forget gradient, if asked for
 
 
 class Unlearner(ABC):

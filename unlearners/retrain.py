@@ -17,5 +17,5 @@ class Retrain(Unlearner):
 
     def unlearn(self, model: nn.Module, task: Task) -> nn.Module:
         fresh = task.build_model(task.generator)
-        fit(fresh, task.retain, task.recipe, task.generator)
+        fit(fresh, task.retain, task.recipe, task.generator, task.augment)
         return fresh

@@ -28,6 +28,7 @@ class SGDUnlearner(Unlearner):
         for _ in range(self.epochs):
             for data, loss_fn in passes:
                 run_pass(model, data, batch_size=self.batch_size or task.recipe.batch_size,
-                         generator=task.generator, optimizer=optimizer, loss_fn=loss_fn)
+                         generator=task.generator, optimizer=optimizer, loss_fn=loss_fn,
+                         augment=task.augment)
         return model
 

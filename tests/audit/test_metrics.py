@@ -15,6 +15,7 @@ def tiny_data(pool_labels, test_labels, forget, classes=()):
         test=Subset(torch.zeros(len(test_labels), 1, 1, 1), torch.tensor(test_labels)),
         pool_index=np.arange(len(pool_labels)), test_index=np.arange(len(test_labels)),
         forget=np.array(forget), forget_classes=classes, content_digest="x",
+        channel_mean=np.zeros(1), channel_std=np.ones(1),
     )
 
 
