@@ -7,7 +7,7 @@ of a run depends only on its seed. A non-finite loss raises `Diverged`.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 
 import torch
@@ -68,6 +68,50 @@ def steps_per_pass(n: int, batch_size: int) -> int:
     return -(-n // batch_size)
 
 
+def batches(
+    data: Subset, batch_size: int, generator: torch.Generator, augment: Augment | None = None
+) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    """One shuffled pass over `data` (already on the model's device) as (inputs, labels) batches."""
+    for index in shuffled_batches(len(data), batch_size, generator):
+        index = index.to(data.x.device)
+        x = data.x[index]
+        if augment is not None:
+            x = augment(x, generator)
+        yield x, data.y[index]
+
+
+def endless_batches(
+    data: Subset, batch_size: int, generator: torch.Generator, augment: Augment | None = None
+) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    """Shuffled passes one after another, for pairing a small set's batches with a large set's."""
+    while True:
+        yield from batches(data, batch_size, generator, augment)
+
+
+def descend(
+    losses: Iterable[torch.Tensor],
+    optimizer: torch.optim.Optimizer,
+    scheduler: torch.optim.lr_scheduler.LRScheduler | None = None,
+    after_step: Callable[[], None] | None = None,
+) -> float:
+    """One optimiser step per loss the iterable yields (each computed lazily); the mean loss."""
+    total, steps = None, 0
+    for loss in losses:
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        if scheduler is not None:
+            scheduler.step()
+        if after_step is not None:
+            after_step()
+        total = loss.detach() if total is None else total + loss.detach()
+        steps += 1
+    mean = 0.0 if total is None else (total / steps).item()
+    if not math.isfinite(mean):
+        raise Diverged(f"loss became {mean} during training")
+    return mean
+
+
 def run_pass(
     model: nn.Module,
     data: Subset,
@@ -80,30 +124,10 @@ def run_pass(
     after_step: Callable[[], None] | None = None,
     augment: Augment | None = None,
 ) -> float:
-    """One shuffled pass over `data` (already on the model's device); the mean loss."""
+    """One shuffled pass over `data` (already on the model's device) with one loss; the mean loss."""
     model.train()
-    device = data.x.device
-    total = torch.zeros((), device=device)
-    steps = 0
-    for index in shuffled_batches(len(data), batch_size, generator):
-        index = index.to(device)
-        optimizer.zero_grad(set_to_none=True)
-        x = data.x[index]
-        if augment is not None:
-            x = augment(x, generator)
-        loss = loss_fn(model(x), data.y[index])
-        loss.backward()
-        optimizer.step()
-        if scheduler is not None:
-            scheduler.step()
-        if after_step is not None:
-            after_step()
-        total += loss.detach()
-        steps += 1
-    mean = (total / max(steps, 1)).item()
-    if not math.isfinite(mean):
-        raise Diverged(f"loss became {mean} during training")
-    return mean
+    losses = (loss_fn(model(x), y) for x, y in batches(data, batch_size, generator, augment))
+    return descend(losses, optimizer, scheduler, after_step)
 
 
 @dataclass

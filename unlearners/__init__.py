@@ -1,6 +1,20 @@
 """Unlearning methods, one module each; importing this package registers the built-ins."""
 
-from unlearners import finetune, grad_ascent, identity, random_label, retrain  # noqa: F401
+from unlearners import (  # noqa: F401
+    boundary_expanding,
+    boundary_shrink,
+    finetune,
+    grad_ascent,
+    identity,
+    influence,
+    l1_sparse,
+    neggrad_plus,
+    random_label,
+    retrain,
+    salun,
+    salun_soft,
+    scrub,
+)
 from unlearners.base import Tags, Task, Unlearner
 
 __all__ = ["Tags", "Task", "Unlearner"]

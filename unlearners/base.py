@@ -31,6 +31,7 @@ class Tags:
     modality: str = "classification"
     deterministic: bool = True  # same seed, same weights
     modifies_weights: bool = True  # False only for the identity control
+    needs_saliency: bool = False  # True: the audit computes and caches the forget gradient (Task.saliency)
 
 
 @dataclass(frozen=True)

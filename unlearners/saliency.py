@@ -1,0 +1,49 @@
+"""Weight saliency (SalUn): which weights matter most for the forget set.
+
+The saliency of a weight is |g| with g = Σ over batches of ∇θ[−CE(θ; batch of D_f)] at θ_o,
+the model in eval mode; the mask is 1 on the global top `ratio` of all parameters (every
+layer, biases and norm parameters included), 0 elsewhere.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from audit.data import Subset
+
+
+def forget_gradient(model: nn.Module, forget: Subset, batch_size: int) -> dict[str, torch.Tensor]:
+    """g per named parameter, accumulated over the forget set in its stored order; `model` is untouched."""
+    was_training = model.training
+    model.eval()
+    names, params = zip(*[(n, p) for n, p in model.named_parameters() if p.requires_grad])
+    total = [torch.zeros_like(p) for p in params]
+    try:
+        for start in range(0, len(forget), batch_size):
+            x, y = forget.x[start : start + batch_size], forget.y[start : start + batch_size]
+            grads = torch.autograd.grad(-F.cross_entropy(model(x), y), params)
+            for accumulated, grad in zip(total, grads):
+                accumulated += grad
+    finally:
+        model.train(was_training)
+    return dict(zip(names, total))
+
+
+def saliency_mask(gradient: dict[str, torch.Tensor], ratio: float) -> dict[str, torch.Tensor]:
+    """Boolean masks, True on exactly round(ratio · #parameters) entries of largest |g| overall."""
+    if not 0.0 <= ratio <= 1.0:
+        raise ValueError(f"mask_ratio must lie in [0, 1], got {ratio}")
+    flat = torch.cat([g.detach().abs().flatten() for g in gradient.values()])
+    keep = round(ratio * flat.numel())
+    chosen = torch.zeros(flat.numel(), dtype=torch.bool, device=flat.device)
+    if keep >= flat.numel():
+        chosen[:] = True
+    elif keep > 0:
+        chosen[torch.topk(flat, keep, sorted=False).indices] = True
+    masks, start = {}, 0
+    for name, g in gradient.items():
+        masks[name] = chosen[start : start + g.numel()].view_as(g)
+        start += g.numel()
+    return masks
