@@ -12,17 +12,19 @@ import numpy as np
 import torch
 from torch import nn
 
+from audit.augment import make_augmentation
 from audit.data import AuditData, prepare_data
 from audit.errors import Diverged, SalunInputError
 from audit.models import build_model
 from audit.observe import observe
-from audit.plan import OBSERVE, TRAIN, UNLEARN, Job
+from audit.plan import OBSERVE, SALIENCY, TRAIN, UNLEARN, Job
 from audit.registry import UNLEARNERS
 from audit.seeds import torch_generator
 from audit.spec import Spec
 from audit.store import Store
-from audit.training import check_finite, fit
+from audit.training import Augment, check_finite, fit
 from unlearners.base import Task, Unlearner
+from unlearners.saliency import forget_gradient
 
 
 def new_model(spec: Spec, data: AuditData, generator: torch.Generator, device: torch.device) -> nn.Module:
@@ -33,6 +35,11 @@ def load_model(spec: Spec, data: AuditData, store: Store, key: str, device: torc
     model = new_model(spec, data, torch_generator("skeleton"), device)
     model.load_state_dict(store.tensors(key))
     return model
+
+
+def augmentation(recipe: Any, data: AuditData) -> Augment | None:
+    """The [train] recipe's augmentation policy for this data's images."""
+    return make_augmentation(recipe.augmentation, data.channel_mean, data.channel_std)
 
 
 def make_task(
@@ -56,6 +63,7 @@ def make_task(
         recipe=recipe,
         build_model=build,
         forget_classes=data.forget_classes,
+        augment=None if recipe is None else augmentation(recipe, data),
         input_std=torch.as_tensor(data.channel_std, dtype=torch.float32).reshape(-1, 1, 1).to(device),
         saliency=saliency,
     )
@@ -72,7 +80,7 @@ def _train(job: Job, spec: Spec, data: AuditData, store: Store, device: torch.de
     train_set = data.pool if job.params["population"] == "original" else data.retain_set
     started = time.perf_counter()
     try:
-        log = fit(model, train_set, spec.train, torch_generator("order", seed))
+        log = fit(model, train_set, spec.train, torch_generator("order", seed), augmentation(spec.train, data))
     except Diverged as error:
         raise SalunInputError(f"train: {job.label} diverged ({error}); try a smaller train.lr") from None
     _synchronise(device)
@@ -80,11 +88,19 @@ def _train(job: Job, spec: Spec, data: AuditData, store: Store, device: torch.de
     store.put(job.key, meta, tensors=model.state_dict())
 
 
+def _saliency(job: Job, spec: Spec, data: AuditData, store: Store, device: torch.device, meta: dict) -> None:
+    original = load_model(spec, data, store, job.inputs[0], device)
+    gradient = forget_gradient(original, data.forget_set.to(device))
+    store.put(job.key, {**meta, "status": "ok"}, tensors=gradient)
+
+
 def _unlearn(job: Job, spec: Spec, data: AuditData, store: Store, device: torch.device, meta: dict) -> None:
     original = load_model(spec, data, store, job.inputs[0], device)
     unlearner = UNLEARNERS.get(job.params["method"])(**job.params["hyperparameters"])
     generator = torch_generator("unlearn", job.params["method"], job.params["seed"])
-    task = make_task(unlearner, data, spec.train, lambda g: new_model(spec, data, g, device), generator, device)
+    saliency = {k: v.to(device) for k, v in store.tensors(job.inputs[1]).items()} if len(job.inputs) > 1 else None
+    task = make_task(unlearner, data, spec.train, lambda g: new_model(spec, data, g, device), generator, device,
+                     saliency=saliency)
     started = time.perf_counter()
     try:
         model = unlearner.unlearn(original, task)
@@ -109,7 +125,7 @@ def _observe(job: Job, spec: Spec, data: AuditData, store: Store, device: torch.
     store.put(job.key, {**meta, "status": "ok"}, arrays=arrays)
 
 
-RUNNERS = {TRAIN: _train, UNLEARN: _unlearn, OBSERVE: _observe}
+RUNNERS = {TRAIN: _train, SALIENCY: _saliency, UNLEARN: _unlearn, OBSERVE: _observe}
 
 
 def run_job(job: Job, spec: Spec, store: Store) -> None:

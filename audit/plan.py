@@ -16,7 +16,7 @@ from audit.manifest import source_digest, third_party_code
 from audit.registry import MODELS, UNLEARNERS
 from audit.spec import Spec, canonical_json
 
-TRAIN, UNLEARN, OBSERVE = "train", "unlearn", "observe"
+TRAIN, SALIENCY, UNLEARN, OBSERVE = "train", "saliency", "unlearn", "observe"
 
 
 @dataclass(frozen=True)
@@ -83,15 +83,25 @@ def build_plan(spec: Spec, data: AuditData, device: torch.device) -> Plan:
         retrains.append(retrain)
         observed(original, f"original seed={seed}")
         observed(retrain, f"retrain seed={seed}")
+    saliency_of: dict[str, str] = {}
+
+    def saliency(seed: int, original: str) -> str:
+        """The forget gradient at an original, computed once whichever methods ask for it."""
+        if original not in saliency_of:
+            params = {"seed": seed, "data": data.digest, "device": device.type}
+            saliency_of[original] = add(Job(SALIENCY, params, (original,), f"saliency seed={seed}", train_code))
+        return saliency_of[original]
+
     unlearned: dict[str, list[str]] = {}
     for label, section in spec.unlearners.items():
-        code = _code(model=model_plugin,
-                     unlearner=(UNLEARNERS.origin(section.method), UNLEARNERS.get(section.method)))
+        method = UNLEARNERS.get(section.method)
+        code = _code(model=model_plugin, unlearner=(UNLEARNERS.origin(section.method), method))
         unlearned[label] = []
         for seed, original in zip(seeds, originals):
             params = {"method": section.method, "hyperparameters": section.params, "seed": seed,
                       "data": data.digest, **recipe}
-            key = add(Job(UNLEARN, params, (original,), f"{label} seed={seed}", code))
+            inputs = (original, saliency(seed, original)) if method.tags.needs_saliency else (original,)
+            key = add(Job(UNLEARN, params, inputs, f"{label} seed={seed}", code))
             unlearned[label].append(key)
             observed(key, f"{label} seed={seed}")
     return Plan(jobs, originals, retrains, unlearned, observation_of, seeds)

@@ -1,7 +1,9 @@
 """Weight saliency (SalUn): which weights matter most for the forget set.
 
-The saliency of a weight is |g| with g = Σ over batches of ∇θ[−CE(θ; batch of D_f)] at θ_o,
-the model in eval mode; the mask is 1 on the global top `ratio` of all parameters (every
+The saliency of a weight is |g| with g = ∇θ[−CE(θ; D_f)] at θ_o, the model in eval mode,
+CE averaged over the whole forget set (accumulated in batches, each weighted by its size, so
+g does not depend on the batch size; the public code sums per-batch means, which ranks the
+weights the same up to the weight of a last, smaller batch); the mask is 1 on the global top `ratio` of all parameters (every
 layer, biases and norm parameters included), 0 elsewhere.
 """
 
@@ -14,7 +16,7 @@ from torch.nn import functional as F
 from audit.data import Subset
 
 
-def forget_gradient(model: nn.Module, forget: Subset, batch_size: int) -> dict[str, torch.Tensor]:
+def forget_gradient(model: nn.Module, forget: Subset, batch_size: int = 256) -> dict[str, torch.Tensor]:
     """g per named parameter, accumulated over the forget set in its stored order; `model` is untouched."""
     was_training = model.training
     model.eval()
@@ -23,7 +25,8 @@ def forget_gradient(model: nn.Module, forget: Subset, batch_size: int) -> dict[s
     try:
         for start in range(0, len(forget), batch_size):
             x, y = forget.x[start : start + batch_size], forget.y[start : start + batch_size]
-            grads = torch.autograd.grad(-F.cross_entropy(model(x), y), params)
+            loss = -F.cross_entropy(model(x), y, reduction="sum") / len(forget)
+            grads = torch.autograd.grad(loss, params)
             for accumulated, grad in zip(total, grads):
                 accumulated += grad
     finally:

@@ -48,7 +48,7 @@ class SalUn(SGDUnlearner):
             raise ValueError(f"mask_semantics must be 'hard' or 'gradient_only', got {self.mask_semantics!r}")
 
     def mask(self, model: nn.Module, task: Task) -> dict[str, torch.Tensor]:
-        gradient = task.saliency or forget_gradient(model, task.forget, self.batch_size_for(task))
+        gradient = task.saliency or forget_gradient(model, task.forget)
         return saliency_mask(gradient, self.mask_ratio)
 
     def unlearn(self, model: nn.Module, task: Task) -> nn.Module:
