@@ -15,7 +15,7 @@ from audit.errors import SalunInputError
 
 EXIT_PASS, EXIT_FAIL, EXIT_INPUT, EXIT_INCONCLUSIVE = 0, 1, 2, 3
 GATE_EXIT = {"PASS": EXIT_PASS, "FAIL": EXIT_FAIL, "INCONCLUSIVE": EXIT_INCONCLUSIVE}
-REPORT_FORMATS = ("html",)
+REPORT_FORMATS = ("html", "markdown")
 
 log = logging.getLogger("salun")
 
@@ -118,6 +118,7 @@ def _init(args: argparse.Namespace) -> int:
 def _report(args: argparse.Namespace) -> int:
     from audit.results import load_results
     from reports.html import write_html
+    from reports.markdown import write_markdown
 
     formats = [f.strip() for f in args.format.split(",") if f.strip()]
     unknown = [f for f in formats if f not in REPORT_FORMATS]
@@ -125,7 +126,10 @@ def _report(args: argparse.Namespace) -> int:
         raise SalunInputError(f"--format: unknown format(s) {unknown}; available: {', '.join(REPORT_FORMATS)}")
     results = load_results(Path(args.results))
     out = Path(args.out) if args.out else Path(args.results).parent
-    print(f"wrote {write_html(results, out / 'report.html')}")
+    writers = {"html": lambda: write_html(results, out / "report.html"),
+               "markdown": lambda: write_markdown(results, out / "report.md")}
+    for name in formats:
+        print(f"wrote {writers[name]()}")
     return EXIT_PASS
 
 

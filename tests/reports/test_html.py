@@ -9,6 +9,7 @@ from audit.results import dumps
 from audit.spec import load_spec
 from helpers import small_config, write_toml
 from reports.html import render_html
+from reports.markdown import render_markdown
 
 
 @pytest.fixture(scope="module")
@@ -44,3 +45,17 @@ def test_salun_report_re_renders_from_results_json(cli, results, tmp_path):
     (tmp_path / "bad.json").write_text("{}")
     code, _, err = cli("report", str(tmp_path / "bad.json"))
     assert code == 2 and "expected schema salun.results/1" in err
+
+
+def test_markdown_table_has_a_row_per_method_with_its_numbers(cli, results, tmp_path):
+    (tmp_path / "results.json").write_text(dumps(results))
+    code, _, _ = cli("report", str(tmp_path / "results.json"), "--format", "markdown,html", "--out", str(tmp_path))
+    assert code == 0 and (tmp_path / "report.html").exists()
+    table = (tmp_path / "report.md").read_text()
+    assert table == render_markdown(results)
+    rows = {line.split("|")[1].strip(): line for line in table.splitlines() if line.startswith("| ")}
+    for method, row in results["metrics"].items():
+        cells = [cell.strip() for cell in rows[method].split("|")[2:-1]]
+        assert cells[0] == f"{100 * row['UA']['mean']:.2f} ± {100 * row['UA']['std']:.2f}"
+        assert cells[4] == f"{100 * row['avg_gap']['mean']:.2f} ± {100 * row['avg_gap']['std']:.2f}"
+    assert f"over {results['scope']['models_per_population']} seeds" in table
