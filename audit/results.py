@@ -129,6 +129,7 @@ def _manifest(spec: Spec, data: AuditData, plan: Plan, device: torch.device) -> 
         "environment": environment(device, CPU_THREADS_PER_JOB),
         "plugins": plugins_used(spec),
         "seeds": plan.seeds,
+        "augmentation": spec.train.augmentation,
         "artifacts": {
             "original": plan.originals,
             "retrain": plan.retrains,

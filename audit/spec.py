@@ -16,6 +16,7 @@ from typing import Any, Literal
 import pydantic
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_validator
 
+from audit.augment import POLICIES
 from audit.errors import SalunInputError
 from audit.params import describe_errors, validate_keywords
 from audit.registry import DATASETS, MODELS, UNLEARNERS
@@ -110,7 +111,7 @@ class TrainSection(Section):
     momentum: float = Field(default=0.9, ge=0, lt=1)
     weight_decay: float = Field(default=5e-4, ge=0)
     schedule: Literal["constant", "cosine", "linear"] = "cosine"
-    augmentation: Literal["none"] = "none"
+    augmentation: Literal[POLICIES] = "none"  # type: ignore[valid-type]
 
 
 class MetricsSection(Section):

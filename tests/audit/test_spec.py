@@ -58,6 +58,7 @@ def test_digest_follows_the_experiment_not_the_store_folder():
         ({"forget": {"kind": "class", "fraction": 0.2, "classes": [1]}}, "forget.fraction: not used when forget.kind = 'class'"),
         ({"audit": {"seeds": 0}}, "audit.seeds: Input should be greater than or equal to 1"),
         ({"audit": {"device": "tpu"}}, "audit.device: Input should be 'auto', 'cpu' or 'cuda'"),
+        ({"train": {"augmentation": "mixup"}}, "train.augmentation: Input should be 'none', 'crop_flip', "),
         ({"data": {"dataset": "digts"}}, "data.dataset: unknown dataset 'digts' (did you mean 'digits'?)"),
         ({"model": {"arch": "mlp", "hidden": "wide"}}, "model.hidden: "),
         ({"model": {"arch": "mlp", "depth": 3}}, "model.depth: unknown field"),
