@@ -6,6 +6,7 @@ from pathlib import Path
 import pytest
 
 from helpers import small_config, write_toml
+from unlearners.finetune import FineTune
 
 
 def assert_one_clear_line(code, err, fragment):
@@ -55,7 +56,7 @@ def test_validate_prints_the_resolved_spec(cli, tmp_path):
     code, out, err = cli("validate", str(config))
     assert code == 0
     resolved = json.loads(out)
-    assert resolved["unlearners"]["finetune"]["lr"] == 0.1
+    assert resolved["unlearners"]["finetune"]["lr"] == FineTune.lr  # the default, filled in
     assert "valid" in err
 
 

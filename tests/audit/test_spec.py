@@ -20,7 +20,7 @@ def test_defaults_are_filled_in_everywhere():
     assert resolved["forget"] == {"kind": "random", "fraction": 0.1}
     assert resolved["model"] == {"arch": "cnn", "width": 16}
     assert resolved["unlearners"]["finetune"] == {
-        "method": "finetune", "epochs": 3, "lr": 0.1, "batch_size": None, "momentum": 0.9, "weight_decay": 5e-4,
+        "method": "finetune", "epochs": 3, "lr": 0.2, "batch_size": None, "momentum": 0.9, "weight_decay": 5e-4,
     }
     assert resolved["unlearners"]["identity"] == {"method": "identity"}
 
