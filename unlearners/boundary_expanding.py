@@ -54,7 +54,7 @@ class BoundaryExpanding(SGDUnlearner):
 
     Defaults: the best of the grid epochs {1, 2, 5, 10} × lr {1e-5, 1e-4, 5e-4, 1e-3, 5e-3}
     on the default digits example, by the mean Avg. Gap to retraining on held-out seeds
-    (`benchmarks/tune_defaults.py`; 1.67 % there).
+    (`benchmarks/tune_defaults.py`; 1.69 % there).
     CIFAR-10: lr ≈ 1e-5, 10 epochs (paper).
     """
 

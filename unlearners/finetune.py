@@ -17,7 +17,7 @@ class FineTune(SGDUnlearner):
 
     Defaults: the best of the grid epochs {5, 10, 20} × lr {0.05, 0.1, 0.2, 0.4}
     on the default digits example, by the mean Avg. Gap to retraining on held-out seeds
-    (`benchmarks/tune_defaults.py`; 1.36 % there).
+    (`benchmarks/tune_defaults.py`; 1.02 % there).
     CIFAR-10: 10 epochs, lr 0.01 (SalUn paper).
     """
 

@@ -25,7 +25,7 @@ class GradientAscent(SGDUnlearner):
 
     Defaults: the best of the grid epochs {2, 5, 10, 20} × lr {0.002, 0.005, 0.01, 0.02}
     on the default digits example, by the mean Avg. Gap to retraining on held-out seeds
-    (`benchmarks/tune_defaults.py`; 1.01 % there).
+    (`benchmarks/tune_defaults.py`; 1.17 % there).
     CIFAR-10: lr ≈ 1e-4 to 1e-3, few epochs (SalUn paper).
     """
 

@@ -82,7 +82,7 @@ class Influence(Unlearner):
 
     Defaults: the best of the grid α {1, 2, 5, 10, 20, 50, 100}
     on the default digits example, by the mean Avg. Gap to retraining on held-out seeds
-    (`benchmarks/tune_defaults.py`; 0.72 % there).
+    (`benchmarks/tune_defaults.py`; 0.84 % there).
     CIFAR-10: α in [1, 20], N ≈ 1 000 (paper); digits wants a larger step.
     """
 

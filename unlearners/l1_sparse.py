@@ -23,7 +23,7 @@ class L1Sparse(SGDUnlearner):
 
     Defaults: the best of the grid epochs {5, 10, 20} × lr {0.01, 0.02, 0.05, 0.1} × α {5e-4, 1e-3, 2e-3, 5e-3}
     on the default digits example, by the mean Avg. Gap to retraining on held-out seeds
-    (`benchmarks/tune_defaults.py`; 0.48 % there).
+    (`benchmarks/tune_defaults.py`; 0.42 % there).
     CIFAR-10: 10 epochs, lr 0.01, α ≈ 5e-5 to 1e-4 (paper).
     """
 

@@ -30,7 +30,7 @@ class SalUn(SGDUnlearner):
 
     Defaults: the best of the grid epochs {1, 2, 3, 5} × lr {0.001, 0.002, 0.005, 0.01, 0.02}, mask_ratio 0.5
     on the default digits example, by the mean Avg. Gap to retraining on held-out seeds
-    (`benchmarks/tune_defaults.py`; 0.44 % there).
+    (`benchmarks/tune_defaults.py`; 0.45 % there).
     CIFAR-10: 10 epochs, lr ≈ 0.013, mask_ratio 0.5, SGD momentum 0.9, weight decay 5e-4 (paper).
     """
 

@@ -29,11 +29,11 @@ class SCRUB(SGDUnlearner):
 
     Defaults: the best of the grid epochs {3, 5, 10} × max_epochs {1, 2, 3} × lr {0.01, 0.05, 0.1}
     on the default digits example, by the mean Avg. Gap to retraining on held-out seeds
-    (`benchmarks/tune_defaults.py`; 1.13 % there).
+    (`benchmarks/tune_defaults.py`; 1.07 % there).
     CIFAR-10: lr 5e-4, 3 to 10 epochs with 2 to 5 max epochs, α = 0.001, γ = 0.99, T = 4 (paper's code).
     """
 
-    epochs: int = 3
+    epochs: int = 5
     lr: float = 0.05
     max_epochs: int = 2
     alpha: float = 0.001
