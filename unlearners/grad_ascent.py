@@ -23,7 +23,8 @@ class GradientAscent(SGDUnlearner):
 
     Needs a small learning rate and few epochs, or it destroys the model.
 
-    Defaults: the best of the grid epochs {2, 5, 10, 20} × lr {0.002, 0.005, 0.01, 0.02}
+    Defaults: the best of the grid epochs {2, 5, 10, 20} ×
+    lr {1e-4, 5e-4, 0.001, 0.002, 0.005, 0.01, 0.02}
     on the default digits example, by the mean Avg. Gap to retraining on held-out seeds
     (`benchmarks/tune_defaults.py`; 1.17 % there).
     CIFAR-10: lr ≈ 1e-4 to 1e-3, few epochs (SalUn paper).
