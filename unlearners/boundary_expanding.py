@@ -49,8 +49,10 @@ def narrowed(head: nn.Linear, outputs: int) -> nn.Linear:
 @UNLEARNERS.register("boundary_expanding")
 @dataclass
 class BoundaryExpanding(SGDUnlearner):
-    """Boundary Expanding (Chen et al., CVPR 2023): add a (K+1)-th "shadow" output, train the
-    whole model to send the forget set to it, then remove that output again.
+    """Boundary Expanding (Chen et al., CVPR 2023): train the forget set into an extra output, then remove it.
+
+    A (K+1)-th "shadow" output is added, the whole model is trained to send the forget set
+    to it, and the output is removed again.
 
     Defaults: the best of the grid epochs {1, 2, 5, 10} × lr {1e-5, 1e-4, 5e-4, 1e-3, 5e-3}
     on the default digits example, by the mean Avg. Gap to retraining on held-out seeds

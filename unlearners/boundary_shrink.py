@@ -32,8 +32,10 @@ def fgsm_neighbour_labels(model: nn.Module, data: Subset, bound: torch.Tensor, b
 @UNLEARNERS.register("boundary_shrink")
 @dataclass
 class BoundaryShrink(SGDUnlearner):
-    """Boundary Shrink (Chen et al., CVPR 2023): relabel each forget point by the original's
-    prediction on its FGSM neighbour, then train cross-entropy on the forget set only.
+    """Boundary Shrink (Chen et al., CVPR 2023): train each forget point towards its FGSM neighbour's label.
+
+    Each forget point is relabelled by the original's prediction on its FGSM neighbour,
+    then cross-entropy is trained on the forget set only.
 
     `bound` is in pixel units ([0, 1] images), converted to the standardised inputs per channel.
 

@@ -70,9 +70,10 @@ def woodfisher_public_code(rows: Iterator[torch.Tensor], v: torch.Tensor, dampen
 @UNLEARNERS.register("influence")
 @dataclass
 class Influence(Unlearner):
-    """IU: one Newton-like step θ ← θ + α·H⁻¹v with
-    v = ∇L_f/(n_f + n_r) − ∇L_r·n_f/((n_f + n_r)·n_r) (L summed over examples) and H the
-    WoodFisher approximation I + (1/N) Σ g gᵀ from N = `samples` per-sample retain gradients
+    """IU (influence unlearning, WoodFisher): one Newton-like step θ ← θ + α·H⁻¹v.
+
+    Here v = ∇L_f/(n_f + n_r) − ∇L_r·n_f/((n_f + n_r)·n_r) (L summed over examples) and H is
+    the WoodFisher approximation I + (1/N) Σ g gᵀ from N = `samples` per-sample retain gradients
     (torch.func), drawn at random from the retain set. With this v the step is the Newton step
     of the retain-only loss, i.e. along −H⁻¹∇(L_r/n_r) at an optimum of the full loss.
 

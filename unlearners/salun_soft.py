@@ -30,8 +30,9 @@ def soft_threshold_toward(params: list[nn.Parameter], anchors: list[torch.Tensor
 @UNLEARNERS.register("salun_soft")
 @dataclass
 class SalUnSoft(SGDUnlearner):
-    """SalUn's soft-thresholding variant: random labelling with no hard mask; after each step a
-    global soft-threshold of θ − θ_o with k = mask_ratio · (remaining fraction of training) · #params.
+    """SalUn-soft: random labelling with a global soft-threshold toward θ_o after each step.
+
+    No hard mask; after each step a global soft-threshold of θ − θ_o with k = mask_ratio · (remaining fraction of training) · #params.
 
     Defaults: the best of the grid epochs {1, 2, 3, 5} × lr {0.001, 0.002, 0.005, 0.01, 0.02}, mask_ratio 0.5
     on the default digits example, by the mean Avg. Gap to retraining on held-out seeds

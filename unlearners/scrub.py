@@ -23,8 +23,9 @@ def distillation_kl(teacher_logits: torch.Tensor, student_logits: torch.Tensor, 
 @UNLEARNERS.register("scrub")
 @dataclass
 class SCRUB(SGDUnlearner):
-    """SCRUB (Kurmanji et al., NeurIPS 2023): the student starts at θ_o, the teacher θ_o is frozen.
-    Each epoch, during the first `max_epochs`, a max-step pass over D_f maximises KL(teacher‖student);
+    """SCRUB (Kurmanji et al., NeurIPS 2023): a student leaves its frozen teacher θ_o on D_f only.
+
+    The student starts at θ_o. Each epoch, during the first `max_epochs`, a max-step pass over D_f maximises KL(teacher‖student);
     then a min-step pass over D_r minimises γ·CE + α·KL.
 
     Defaults: the best of the grid epochs {3, 5, 10} × max_epochs {1, 2, 3} × lr {0.01, 0.05, 0.1}
