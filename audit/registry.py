@@ -8,6 +8,7 @@ is registered here, never an import path.
 from __future__ import annotations
 
 import difflib
+import functools
 import importlib
 import importlib.metadata as metadata
 import inspect
@@ -45,10 +46,16 @@ class Origin:
         }
 
 
+@functools.cache
+def _distributions_by_package() -> dict[str, list[str]]:
+    """Scans every installed distribution's file list, so it runs once per process."""
+    return metadata.packages_distributions()
+
+
 def _origin_of(obj: Any, entry_point: str | None = None) -> Origin:
     module = getattr(obj, "__module__", None) or "?"
     top = module.split(".")[0]
-    distributions = metadata.packages_distributions().get(top, [])
+    distributions = _distributions_by_package().get(top, [])
     if distributions:
         name = distributions[0]
         try:
