@@ -6,7 +6,9 @@ the originals, the retrained models and the unlearning itself. Prints Avg. Gap (
 mean ± std over the config's seeds) per method and policy, and the relative change against
 `none`. Trained models are cached in the config's store, so a rerun only recomputes what changed.
 
-Run: python benchmarks/augmentation.py [--policies none trivialaugment ...] [--workers 2]
+`--arch cnn` swaps the config's model for the convnet (with its default options).
+
+Run: python benchmarks/augmentation.py [--arch cnn] [--policies none trivialaugment ...] [--workers 2]
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--config", default=str(CONFIG))
     parser.add_argument("--policies", nargs="*", default=list(POLICIES), choices=list(POLICIES))
+    parser.add_argument("--arch", help="replace the config's model by this registered one (default options)")
     parser.add_argument("--workers", type=int, default=1)
     args = parser.parse_args()
     base = load_spec(args.config)
@@ -34,6 +37,8 @@ def main() -> None:
         for policy in args.policies:
             resolved = base.to_dict()
             resolved["train"]["augmentation"] = policy
+            if args.arch:
+                resolved["model"] = {"arch": args.arch}
             resolved["audit"]["store"] = str(base.resolve_path(base.audit.store))
             results = run_audit(spec_from_dict(resolved), Path(out) / policy, workers=args.workers,
                                 show_progress=False)
@@ -41,7 +46,8 @@ def main() -> None:
                 gaps.setdefault(label, {})[policy] = row["avg_gap"]
             print(f"{policy}: done", flush=True)
     seeds = base.audit.seeds
-    print(f"\nAvg. Gap (percent, mean ± std over {seeds} seeds); in brackets the change against none\n")
+    model = args.arch or base.model.arch
+    print(f"\n{model}: Avg. Gap (percent, mean ± std over {seeds} seeds); in brackets the change against none\n")
     print("| method | " + " | ".join(args.policies) + " |")
     print("|---|" + "---|" * len(args.policies))
     for label, row in gaps.items():
