@@ -1,5 +1,7 @@
 """Each method does what its name says, on the small conformance problem."""
 
+import dataclasses
+
 import pytest
 import torch
 from torch.nn import functional as F
@@ -210,3 +212,21 @@ def test_the_audit_computes_each_originals_saliency_once_and_uses_it(tmp_path):
         torch.set_num_threads(threads)
     stored = store.tensors(plan.unlearned["salun_30"][0])
     assert all(torch.equal(direct.state_dict()[k], stored[k]) for k in stored)
+
+
+@pytest.mark.parametrize("name", ["finetune", "salun", "neggrad_plus", "scrub", "retrain"])
+def test_the_recipes_augmentation_reaches_every_training_batch_of_a_method(name):
+    spec, data, original = _problem()
+    unlearner = UNLEARNERS.get(name)(**({} if name == "retrain" else {"epochs": 1}))
+    seen = []
+
+    def augment(x, generator):
+        seen.append(len(x))
+        return x + 0.01 * torch.randn(x.shape, generator=generator)
+
+    plain = unlearner.unlearn(original, _task(unlearner, spec, data, 0))
+    augmented = unlearner.unlearn(original, dataclasses.replace(_task(unlearner, spec, data, 0), augment=augment))
+    assert seen and not same_weights(plain, augmented)
+    trained_on = {"finetune": len(data.retain), "retrain": spec.train.epochs * len(data.retain)}
+    if name in trained_on:
+        assert sum(seen) == trained_on[name]
