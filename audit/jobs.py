@@ -13,13 +13,14 @@ import torch
 from torch import nn
 
 from audit.augment import make_augmentation
-from audit.data import AuditData, prepare_data
+from audit.data import AuditData, Subset, prepare_data
 from audit.errors import Diverged, SalunInputError
 from audit.models import build_model
 from audit.observe import observe
 from audit.plan import OBSERVE, SALIENCY, TRAIN, UNLEARN, Job
 from audit.registry import UNLEARNERS
 from audit.seeds import torch_generator
+from audit.shadows import shadow_split, shadow_train_positions
 from audit.spec import Spec
 from audit.store import Store
 from audit.training import Augment, check_finite, fit
@@ -50,12 +51,17 @@ def make_task(
     generator: torch.Generator,
     device: torch.device,
     saliency: dict[str, torch.Tensor] | None = None,
+    split: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> Task:
-    """The task an unlearner sees; retain and test data only where its tags ask for them."""
+    """The task an unlearner sees; retain and test data only where its tags ask for them.
+
+    `split` gives other (forget, retain) pool positions than the audit's, for shadow models.
+    """
     tags = unlearner.tags
+    forget, retain = (data.forget_set, data.retain_set) if split is None else map(data.pool_subset, split)
     return Task(
-        forget=data.forget_set.to(device),
-        retain=data.retain_set.to(device) if tags.needs_retain else None,
+        forget=forget.to(device),
+        retain=retain.to(device) if tags.needs_retain else None,
         test=data.eval_test_set.to(device) if tags.needs_test else None,
         num_classes=data.num_classes,
         device=device,
@@ -74,10 +80,25 @@ def _synchronise(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
+def _shadow_split(job: Job, data: AuditData) -> tuple[np.ndarray, np.ndarray] | None:
+    """A shadow model's own (forget, retain) positions; None for the audit's models."""
+    if "shadow" not in job.params:
+        return None
+    return shadow_split(data, job.params["shadow"], job.params["shadows"], job.params["membership_seed"])
+
+
+def _training_set(job: Job, data: AuditData) -> Subset:
+    population = job.params["population"]
+    if population == "shadow":
+        p = job.params
+        return data.pool_subset(shadow_train_positions(data, p["shadow"], p["shadows"], p["membership_seed"]))
+    return data.pool if population == "original" else data.retain_set
+
+
 def _train(job: Job, spec: Spec, data: AuditData, store: Store, device: torch.device, meta: dict) -> None:
     seed = job.params["seed"]
     model = new_model(spec, data, torch_generator("init", seed), device)
-    train_set = data.pool if job.params["population"] == "original" else data.retain_set
+    train_set = _training_set(job, data)
     started = time.perf_counter()
     try:
         log = fit(model, train_set, spec.train, torch_generator("order", seed), augmentation(spec.train, data))
@@ -90,7 +111,9 @@ def _train(job: Job, spec: Spec, data: AuditData, store: Store, device: torch.de
 
 def _saliency(job: Job, spec: Spec, data: AuditData, store: Store, device: torch.device, meta: dict) -> None:
     original = load_model(spec, data, store, job.inputs[0], device)
-    gradient = forget_gradient(original, data.forget_set.to(device))
+    split = _shadow_split(job, data)
+    forget = data.forget_set if split is None else data.pool_subset(split[0])
+    gradient = forget_gradient(original, forget.to(device))
     store.put(job.key, {**meta, "status": "ok"}, tensors=gradient)
 
 
@@ -100,7 +123,7 @@ def _unlearn(job: Job, spec: Spec, data: AuditData, store: Store, device: torch.
     generator = torch_generator("unlearn", job.params["method"], job.params["seed"])
     saliency = {k: v.to(device) for k, v in store.tensors(job.inputs[1]).items()} if len(job.inputs) > 1 else None
     task = make_task(unlearner, data, spec.train, lambda g: new_model(spec, data, g, device), generator, device,
-                     saliency=saliency)
+                     saliency=saliency, split=_shadow_split(job, data))
     started = time.perf_counter()
     try:
         model = unlearner.unlearn(original, task)

@@ -41,6 +41,8 @@ class Plan:
     unlearned: dict[str, list[str]]
     observation_of: dict[str, str]  # model key -> observation key
     seeds: list[int]
+    shadows: list[str] = field(default_factory=list)  # shadow originals, in shadow order
+    shadow_unlearned: dict[str, list[str]] = field(default_factory=dict)  # method label -> per shadow
 
 
 def _code(**plugins: tuple[Any, Any]) -> dict[str, Any]:
@@ -83,25 +85,45 @@ def build_plan(spec: Spec, data: AuditData, device: torch.device) -> Plan:
         retrains.append(retrain)
         observed(original, f"original seed={seed}")
         observed(retrain, f"retrain seed={seed}")
+    shadow_count = spec.attacks.lira.shadows if spec.attacks.needs_shadows else 0
+    shadows = [f"shadow {s}" for s in range(shadow_count)]
+
+    def shadow_params(seed: int | str) -> dict[str, Any]:
+        """What makes a shadow model's training set and forget set: its index and the membership draw."""
+        if seed not in shadows:
+            return {}
+        return {"shadow": shadows.index(seed), "shadows": shadow_count, "membership_seed": spec.data.seed}
+
     saliency_of: dict[str, str] = {}
 
-    def saliency(seed: int, original: str) -> str:
+    def saliency(seed: int | str, original: str) -> str:
         """The forget gradient at an original, computed once whichever methods ask for it."""
         if original not in saliency_of:
-            params = {"seed": seed, "data": data.digest, "device": device.type}
+            params = {"seed": seed, "data": data.digest, "device": device.type, **shadow_params(seed)}
             saliency_of[original] = add(Job(SALIENCY, params, (original,), f"saliency seed={seed}", train_code))
         return saliency_of[original]
 
-    unlearned: dict[str, list[str]] = {}
-    for label, section in spec.unlearners.items():
+    shadow_originals = []
+    for seed in shadows:
+        params = {"population": "shadow", "seed": seed, **shadow_params(seed), "data": data.pool_digest, **recipe}
+        shadow_originals.append(add(Job(TRAIN, params, (), seed, train_code)))
+        observed(shadow_originals[-1], seed)
+
+    def unlearn(label: str, section: Any, seed: int | str, original: str) -> str:
         method = UNLEARNERS.get(section.method)
         code = _code(model=model_plugin, unlearner=(UNLEARNERS.origin(section.method), method))
-        unlearned[label] = []
-        for seed, original in zip(seeds, originals):
-            params = {"method": section.method, "hyperparameters": section.params, "seed": seed,
-                      "data": data.digest, **recipe}
-            inputs = (original, saliency(seed, original)) if method.tags.needs_saliency else (original,)
-            key = add(Job(UNLEARN, params, inputs, f"{label} seed={seed}", code))
-            unlearned[label].append(key)
-            observed(key, f"{label} seed={seed}")
-    return Plan(jobs, originals, retrains, unlearned, observation_of, seeds)
+        params = {"method": section.method, "hyperparameters": section.params, "seed": seed,
+                  **shadow_params(seed), "data": data.digest, **recipe}
+        inputs = (original, saliency(seed, original)) if method.tags.needs_saliency else (original,)
+        key = add(Job(UNLEARN, params, inputs, f"{label} seed={seed}", code))
+        observed(key, f"{label} seed={seed}")
+        return key
+
+    unlearned = {label: [unlearn(label, section, seed, original) for seed, original in zip(seeds, originals)]
+                 for label, section in spec.unlearners.items()}
+    shadow_unlearned = {}
+    if "ulira" in spec.attacks.run:
+        shadow_unlearned = {label: [unlearn(label, section, seed, original)
+                                    for seed, original in zip(shadows, shadow_originals)]
+                            for label, section in spec.unlearners.items()}
+    return Plan(jobs, originals, retrains, unlearned, observation_of, seeds, shadow_originals, shadow_unlearned)

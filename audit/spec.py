@@ -118,6 +118,47 @@ class MetricsSection(Section):
     mia_feature: Literal[MIA_FEATURES] = "confidence"  # type: ignore[valid-type]
 
 
+ATTACK_NAMES = ("threshold", "lira", "rmia", "ulira")
+
+
+class LiraSection(Section):
+    shadows: int = Field(default=16, ge=2, le=1024)  # each pool point is IN for exactly half of them
+    scale: Literal["per_example", "pooled"] = "per_example"
+
+    @field_validator("shadows")
+    @classmethod
+    def _even(cls, shadows: int) -> int:
+        if shadows % 2:
+            raise ValueError("must be even, so that every point is IN for exactly half of the shadow models")
+        return shadows
+
+
+class RmiaSection(Section):
+    gamma: float = Field(default=2.0, gt=0)
+    a: float | None = Field(default=None, ge=0, le=1)  # None: tuned on a held-out reference model
+    trim: float = Field(default=0.1, ge=0, lt=0.5)
+
+
+class AttacksSection(Section):
+    """Membership-inference attacks; LiRA, RMIA and U-LiRA share the shadow models of [attacks.lira]."""
+
+    run: tuple[Literal[ATTACK_NAMES], ...] = ATTACK_NAMES  # type: ignore[valid-type]
+    alpha: float = Field(default=0.05, gt=0, lt=1)
+    delta: float = Field(default=1e-5, ge=0, lt=1)
+    bootstrap: int = Field(default=1000, ge=0)
+    lira: LiraSection = Field(default_factory=LiraSection)
+    rmia: RmiaSection = Field(default_factory=RmiaSection)
+
+    @field_validator("run", mode="before")
+    @classmethod
+    def _tuple(cls, raw: Any) -> Any:
+        return tuple(raw) if isinstance(raw, list) else raw
+
+    @property
+    def needs_shadows(self) -> bool:
+        return any(name in self.run for name in ("lira", "rmia", "ulira"))
+
+
 class UnlearnerSection(Section):
     """One method to audit: a registered unlearner and its hyperparameters, defaults filled."""
 
@@ -135,6 +176,7 @@ class Spec(Section):
     model: ModelSection = Field(default_factory=ModelSection)
     train: TrainSection = Field(default_factory=TrainSection)
     metrics: MetricsSection = Field(default_factory=MetricsSection)
+    attacks: AttacksSection = Field(default_factory=AttacksSection)
     unlearners: dict[str, UnlearnerSection]
 
     _base_dir: Path = PrivateAttr(default_factory=Path.cwd)
@@ -179,6 +221,7 @@ class Spec(Section):
             "model": _jsonable(self.model.flat()),
             "train": table(self.train),
             "metrics": table(self.metrics),
+            "attacks": _jsonable(self.attacks.model_dump(mode="json")),
             "unlearners": {label: _jsonable(u.flat()) for label, u in self.unlearners.items()},
         }
 

@@ -14,6 +14,7 @@ SMALL = {
     "forget": {"kind": "random", "fraction": 0.1},
     "model": {"arch": "mlp", "hidden": [32]},
     "train": {"epochs": 8, "batch_size": 64, "lr": 0.05},
+    "attacks": {"run": []},  # membership inference has its own tests
     "unlearners": {
         "identity": {},
         "retrain": {},

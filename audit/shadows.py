@@ -1,0 +1,49 @@
+"""Shadow models for per-example membership inference: who is IN, and what each forgets.
+
+Shadow s trains on the pool points where `membership[s]` is True. Every point is IN for
+exactly half of the shadows (a random half per point, as in LiRA), so per-example IN and
+OUT distributions rest on equal numbers of models. For U-LiRA, shadow s is unlearned with
+its own forget set, drawn from its IN half: the audit's forget points that it trained on,
+topped up with other IN points to the audit's forget-set size, so that every audited forget
+point is "trained then unlearned" in the shadows where it is IN and "never trained" elsewhere.
+"""
+
+from __future__ import annotations
+
+import functools
+
+import numpy as np
+
+from audit.data import AuditData
+from audit.seeds import numpy_generator
+
+
+@functools.lru_cache(maxsize=8)
+def shadow_membership(pool_size: int, shadows: int, seed: int) -> np.ndarray:
+    """(shadows, pool_size) booleans, exactly shadows / 2 True per column."""
+    rng = numpy_generator("shadow membership", pool_size, shadows, seed)
+    # the rank of a uniform draw within its column is a uniform random permutation of the shadows
+    membership = np.argsort(np.argsort(rng.random((shadows, pool_size)), axis=0), axis=0) < shadows // 2
+    membership.setflags(write=False)
+    return membership
+
+
+def shadow_train_positions(data: AuditData, shadow: int, shadows: int, seed: int) -> np.ndarray:
+    return np.flatnonzero(shadow_membership(len(data.pool), shadows, seed)[shadow])
+
+
+def shadow_forget_positions(data: AuditData, shadow: int, shadows: int, seed: int) -> np.ndarray:
+    """Sorted pool positions shadow `shadow` is asked to forget: all of its IN half of the
+    audit's forget set, plus random other IN points up to the audit's forget-set size."""
+    inside = shadow_train_positions(data, shadow, shadows, seed)
+    audited = np.intersect1d(inside, data.forget)
+    others = np.setdiff1d(inside, data.forget)
+    extra = max(0, len(data.forget) - len(audited))
+    rng = numpy_generator("shadow forget", shadow, shadows, seed)
+    return np.sort(np.concatenate([audited, rng.choice(others, size=min(extra, len(others)), replace=False)]))
+
+
+def shadow_split(data: AuditData, shadow: int, shadows: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """(forget, retain) pool positions of a shadow's unlearning task."""
+    forget = shadow_forget_positions(data, shadow, shadows, seed)
+    return forget, np.setdiff1d(shadow_train_positions(data, shadow, shadows, seed), forget)
