@@ -36,3 +36,49 @@ def summarize(
             low, high = max(low, bounds[0]), min(high, bounds[1])
         summary["ci95"] = [low, high]
     return summary
+
+
+def _binomial_counts(k, n) -> tuple[np.ndarray, np.ndarray]:
+    k = np.asarray(k, dtype=np.float64)
+    n = np.asarray(n, dtype=np.float64)
+    k, n = np.broadcast_arrays(k, n)
+    if np.any(n < 1) or np.any(k < 0) or np.any(k > n) or np.any(k != np.floor(k)) or np.any(n != np.floor(n)):
+        raise ValueError("counts need integers 0 <= k <= n and n >= 1")
+    return k, n
+
+
+def _float_or_array(x: np.ndarray):
+    return float(x) if x.ndim == 0 else x
+
+
+def clopper_pearson(k, n, alpha: float = 0.05):
+    """The exact two-sided (1 - alpha) interval for a binomial proportion from k successes in n.
+
+    Beta quantiles: lower = Beta(alpha/2; k, n-k+1), upper = Beta(1-alpha/2; k+1, n-k), with
+    lower = 0 at k = 0 and upper = 1 at k = n. Scalars give a pair of floats; arrays of k
+    (with one n or an array of n, broadcast) give a pair of arrays.
+    """
+    k, n = _binomial_counts(k, n)
+    with np.errstate(all="ignore"):
+        lower = np.where(k == 0, 0.0, stats.beta.ppf(alpha / 2, np.maximum(k, 1), n - k + 1))
+        upper = np.where(k == n, 1.0, stats.beta.ppf(1 - alpha / 2, k + 1, np.maximum(n - k, 1)))
+    return _float_or_array(lower), _float_or_array(upper)
+
+
+def clopper_pearson_upper(k, n, alpha: float = 0.05):
+    """One-sided (1 - alpha) upper bound on a binomial proportion: Beta(1-alpha; k+1, n-k), 1 at k = n.
+
+    Vectorised like `clopper_pearson`; the bound holds with probability at least 1 - alpha.
+    """
+    k, n = _binomial_counts(k, n)
+    with np.errstate(all="ignore"):
+        upper = np.where(k == n, 1.0, stats.beta.ppf(1 - alpha, k + 1, np.maximum(n - k, 1)))
+    return _float_or_array(upper)
+
+
+def clopper_pearson_lower(k, n, alpha: float = 0.05):
+    """One-sided (1 - alpha) lower bound on a binomial proportion: Beta(alpha; k, n-k+1), 0 at k = 0."""
+    k, n = _binomial_counts(k, n)
+    with np.errstate(all="ignore"):
+        lower = np.where(k == 0, 0.0, stats.beta.ppf(alpha, np.maximum(k, 1), n - k + 1))
+    return _float_or_array(lower)
