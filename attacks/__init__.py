@@ -1,3 +1,3 @@
 """Attacks on unlearned models; importing this package registers the built-ins."""
 
-from attacks.mia import svc  # noqa: F401
+from attacks.mia import lira, rmia, svc, threshold, ulira  # noqa: F401

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import datetime as dt
-import math
 import json
+import math
 from pathlib import Path
 from typing import Any
 
 import torch
 
+from attacks.mia.probe import mia_results
 from audit import __version__
 from audit.data import AuditData
 from audit.errors import SalunInputError
@@ -88,6 +89,8 @@ def build_results(spec: Spec, data: AuditData, plan: Plan, store: Store, device:
         metrics[label], probe, rule = _method(label, keys, references, spec, data, plan, store)
         probes.append(probe)
         verdicts.append(rule)
+    mia = mia_results(spec, data, plan, store)
+    probes += _mia_probes(mia)
     overall, reason = _overall(verdicts)
     return {
         "schema": SCHEMA,
@@ -103,11 +106,33 @@ def build_results(spec: Spec, data: AuditData, plan: Plan, store: Store, device:
         },
         "populations": {"original": _summaries(originals, METRICS), "retrain": _summaries(references, METRICS)},
         "metrics": metrics,
+        "mia": mia,
         "probes": probes,
         "verdicts": verdicts,
         "verdict": overall,
         "verdict_reason": reason,
     }
+
+
+MIA_HEADLINE = ("auc", "tpr_at_fpr", "balanced_accuracy", "advantage", "epsilon_lower_bound",
+                "n_members", "n_nonmembers", "n_target_models", "n_shadow_models")
+
+
+def _mia_probes(mia: dict[str, Any]) -> list[dict[str, Any]]:
+    """One probe per attack and target method; the full curves stay in the `mia` section."""
+    probes = []
+    targets = [(f"population:{name}", attacks) for name, attacks in mia.get("populations", {}).items()]
+    targets += list(mia.get("methods", {}).items())
+    for target, attacks in targets:
+        for attack, summary in attacks.items():
+            probes.append({
+                "id": f"mia.{attack}", "version": summary["version"], "method": target,
+                "n_models": summary["n_target_models"], "n_shadow_models": summary["n_shadow_models"],
+                "n_examples": {"members": summary["n_members"], "nonmembers": summary["n_nonmembers"]},
+                "stats": {k: summary[k] for k in MIA_HEADLINE if k in summary},
+                "verdict": INCONCLUSIVE, "why": "reported; no policy rule reads membership inference yet",
+            })
+    return probes
 
 
 def _overall(verdicts: list[dict[str, Any]]) -> tuple[str, str]:

@@ -24,6 +24,8 @@ from collections.abc import Callable
 
 import numpy as np
 
+from audit.registry import ATTACKS
+
 VERSION = "1"
 
 SCALES = ("per_example", "pooled")
@@ -88,9 +90,10 @@ def log_likelihood_ratio(target_phi: np.ndarray, mu_a: np.ndarray, sigma_a: np.n
     return 0.5 * (z_b**2 - z_a**2) + np.log(sigma_b) - np.log(sigma_a)
 
 
+@ATTACKS.register("lira")
 def online_scores(target_phi: np.ndarray, phi: np.ndarray, in_mask: np.ndarray,
                   scale: str = "per_example") -> np.ndarray:
-    """Online LiRA: log N(phi_t; mu_in, sigma_in) - log N(phi_t; mu_out, sigma_out).
+    """LiRA (Carlini et al.), online: log N(phi_t; mu_in, sigma_in) - log N(phi_t; mu_out, sigma_out).
 
     target_phi (..., n) are the target models' signals; phi, in_mask (S, n) the reference
     models' signals and whether each trained on each example. Returns (..., n).

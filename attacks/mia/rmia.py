@@ -23,6 +23,7 @@ import numpy as np
 from scipy.stats import trim_mean
 
 from attacks.mia.roc import auc
+from audit.registry import ATTACKS
 
 VERSION = "1"
 
@@ -89,9 +90,12 @@ def _batched_count_at_most(sorted_rows: np.ndarray, thresholds: np.ndarray) -> n
         hi = np.where(active & ~at_most, mid, hi)
 
 
+@ATTACKS.register("rmia")
 def scores(p_target_x: np.ndarray, p_x_ref: np.ndarray, p_target_z: np.ndarray, p_z_ref: np.ndarray,
            gamma: float = GAMMA) -> np.ndarray:
-    """RMIA scores of n examples x against a population of m examples z.
+    """RMIA (Zarifzadeh et al.): the fraction of a population z that x beats by a likelihood ratio ≥ γ.
+
+    Scores of n examples x against a population of m examples z.
 
     p_target_x (..., n), p_target_z (..., m): the target models' p_y (the leading axes, one
     per target model, must match); p_x_ref (n,), p_z_ref (m,): P(x), P(z) from

@@ -10,14 +10,18 @@ from __future__ import annotations
 import numpy as np
 
 from attacks.mia import signals
+from audit.registry import ATTACKS
 
 VERSION = "1"
 
 SIGNS = {"loss": -1, "confidence": +1, "logit_scaled_confidence": +1, "entropy": -1, "modified_entropy": -1}
 
 
+@ATTACKS.register("threshold")
 def threshold_scores(signal: str, logits: np.ndarray, labels: np.ndarray) -> np.ndarray:
-    """sign x signal(logits (n, C), labels (n,)), shape (n,); higher = more likely member."""
+    """Population threshold attack on one signal: sign × signal, so higher means more likely member.
+
+    logits (n, C), labels (n,) -> (n,)."""
     if signal not in SIGNS:
         raise ValueError(f"signal must be one of {sorted(SIGNS)}, not {signal!r}")
     return SIGNS[signal] * getattr(signals, signal)(logits, labels)

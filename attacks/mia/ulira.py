@@ -15,13 +15,15 @@ from __future__ import annotations
 import numpy as np
 
 from attacks.mia.lira import fit_gaussians, log_likelihood_ratio
+from audit.registry import ATTACKS
 
 VERSION = "1"
 
 
+@ATTACKS.register("ulira")
 def scores(target_phi: np.ndarray, shadow_phi: np.ndarray, forgot: np.ndarray, never: np.ndarray,
            scale: str = "per_example") -> np.ndarray:
-    """log N(phi_t; unlearned) - log N(phi_t; never trained), per target model and example.
+    """U-LiRA (Hayes et al.): log N(phi_t; unlearned) - log N(phi_t; never trained), per model and example.
 
     target_phi (T, n) (any leading axes); shadow_phi, forgot, never (S, n): the shadows'
     signals, whether x was in the shadow's training set and then in its forget set, and

@@ -9,8 +9,18 @@ from scipy import stats
 from sklearn.metrics import roc_auc_score
 from sklearn.metrics import roc_curve as sklearn_roc_curve
 
-from attacks.mia.roc import (advantage, attack_summary, auc, auc_interval, balanced_accuracy,
-                             epsilon_lower_bound, histogram, roc_curve, roc_plot_data, tpr_at_fpr)
+from attacks.mia.roc import (
+    advantage,
+    attack_summary,
+    auc,
+    auc_interval,
+    balanced_accuracy,
+    epsilon_lower_bound,
+    histogram,
+    roc_curve,
+    roc_plot_data,
+    tpr_at_fpr,
+)
 from audit.stats import clopper_pearson, clopper_pearson_upper
 
 D = 1.5

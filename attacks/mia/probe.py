@@ -1,0 +1,213 @@
+"""The membership-inference probe: every configured attack against every target population.
+
+Targets are the audit's originals, its reference retrains and each method's unlearned models.
+The population attacks (a threshold on each signal) and the offline per-example attacks
+(LiRA, RMIA) tell the forget set (members: label 1) from the test set (non-members) on the
+target models, pooled over the models. U-LiRA plays its balanced game on the forget set:
+the method's unlearned models (label 1) against the reference retrains (label 0), with
+per-example Gaussians from shadow models unlearned by the same method. The shadow models
+themselves play the leave-one-out LiRA game over the whole pool (IN vs OUT), which is where
+online LiRA is defined. Everything reads stored observations.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from attacks.mia import lira, rmia, threshold, ulira
+from attacks.mia.roc import attack_summary, auc
+from attacks.mia.signals import confidence, logit_scaled_confidence
+from audit.data import AuditData
+from audit.plan import Plan
+from audit.seeds import numpy_generator
+from audit.shadows import shadow_forget_positions, shadow_membership
+from audit.spec import Spec
+from audit.store import Store
+
+VULNERABLE = 10  # forget examples listed as the most exposed, per target and attack
+
+
+class Observations:
+    """Logits of stored models on the pool and the test set, as (models, examples, classes)."""
+
+    def __init__(self, store: Store, plan: Plan, data: AuditData):
+        self.store, self.plan = store, plan
+        self.y_pool, self.y_test = data.pool.y.numpy(), data.test.y.numpy()
+
+    def usable(self, keys: list[str]) -> list[str]:
+        return [k for k in keys if self.store.meta(self.plan.observation_of[k]).get("status") == "ok"]
+
+    def signal(self, keys: list[str], fn) -> tuple[np.ndarray, np.ndarray]:
+        """`fn(logits, labels)` on the pool and on the test set: two (models, examples) arrays."""
+        pool, test = [], []
+        for key in keys:
+            arrays = self.store.arrays(self.plan.observation_of[key])
+            pool.append(fn(arrays["pool_logits"], self.y_pool))
+            test.append(fn(arrays["test_logits"], self.y_test))
+        return np.array(pool), np.array(test)
+
+
+def _summary(spec: Spec, positives: np.ndarray, negatives: np.ndarray, *seed: object) -> dict[str, Any]:
+    scores = np.concatenate([np.ravel(positives), np.ravel(negatives)])
+    is_member = np.concatenate([np.ones(np.size(positives), bool), np.zeros(np.size(negatives), bool)])
+    a = spec.attacks
+    return attack_summary(scores, is_member, numpy_generator("mia", *seed), alpha=a.alpha, delta=a.delta,
+                          resamples=a.bootstrap)
+
+
+def _per_class(positives: np.ndarray, negatives: np.ndarray, labels: np.ndarray) -> dict[str, float]:
+    """AUC of each forgotten class's points against all non-members."""
+    out = {}
+    for c in np.unique(labels):
+        pos = positives[:, labels == c].ravel()
+        scores = np.concatenate([pos, negatives.ravel()])
+        out[str(int(c))] = auc(scores, np.concatenate([np.ones(len(pos), bool), np.zeros(negatives.size, bool)]))
+    return out
+
+
+def _most_exposed(positives: np.ndarray, data: AuditData) -> list[dict[str, Any]]:
+    mean = positives.mean(axis=0)
+    order = np.argsort(-mean)[:VULNERABLE]
+    index = data.pool_index[data.forget]
+    return [{"index": int(index[i]), "label": int(data.pool.y[data.forget[i]]), "score": float(mean[i])}
+            for i in order]
+
+
+def _entry(spec: Spec, data: AuditData, positives: np.ndarray, negatives: np.ndarray, labels: np.ndarray,
+           n_models: int, n_shadows: int, *seed: object, version: str) -> dict[str, Any]:
+    return {
+        "version": version,
+        "n_target_models": n_models,
+        "n_shadow_models": n_shadows,
+        **_summary(spec, positives, negatives, *seed),
+        "per_class_auc": _per_class(positives, negatives, labels),
+        "most_exposed": _most_exposed(positives, data) if positives.shape[1] == len(data.forget) else [],
+    }
+
+
+def mia_results(spec: Spec, data: AuditData, plan: Plan, store: Store) -> dict[str, Any]:
+    """results.json's `mia` section: {"recipe": {...}, "populations": {name: {attack: summary}},
+    "methods": {label: {attack: summary}}}."""
+    attacks = spec.attacks
+    if not attacks.run:
+        return {}
+    obs = Observations(store, plan, data)
+    test_mask = data.eval_test_mask
+    forget = data.forget
+    forget_labels = obs.y_pool[forget]
+    targets = {("populations", "original"): plan.originals, ("populations", "retrain"): plan.retrains,
+               **{("methods", label): keys for label, keys in plan.unlearned.items()}}
+    shadow_keys = obs.usable(plan.shadows)
+    membership = shadow_membership(len(data.pool), attacks.lira.shadows, spec.data.seed) if plan.shadows else None
+    out: dict[str, Any] = {"n_forget": len(forget), "n_test": int(test_mask.sum()), "populations": {}, "methods": {}}
+
+    if shadow_keys:
+        if len(shadow_keys) < len(plan.shadows):
+            raise RuntimeError("a shadow model has no usable observation; rerun the audit")
+        phi_pool, phi_test = obs.signal(shadow_keys, logit_scaled_confidence)
+        p_pool, p_test = obs.signal(shadow_keys, confidence)
+        out["recipe"] = _recipe_game(spec, phi_pool, p_pool, membership, obs)
+        a = attacks.rmia.a if attacks.rmia.a is not None else out["recipe"]["rmia_a"]
+        # test points never train a shadow: every shadow is OUT for them
+        never_in = np.zeros_like(phi_test, dtype=bool)
+        out_mu_f, out_sd_f = lira.fit_gaussians(phi_pool[:, forget], ~membership[:, forget], attacks.lira.scale)
+        out_mu_t, out_sd_t = lira.fit_gaussians(phi_test[:, test_mask], ~never_in[:, test_mask], attacks.lira.scale)
+        p_ref_f = rmia.reference_probability(p_pool[:, forget], membership[:, forget], True, a, attacks.rmia.trim)
+        p_ref_t = rmia.reference_probability(p_test[:, test_mask], never_in[:, test_mask], True, a, attacks.rmia.trim)
+
+    for (group, target), keys in targets.items():
+        keys = obs.usable(keys)
+        if not keys:
+            continue
+        results: dict[str, Any] = {}
+        pool_phi, test_phi = obs.signal(keys, logit_scaled_confidence)
+        if "threshold" in attacks.run:
+            for name in threshold.SIGNS:
+                pool_s, test_s = obs.signal(keys, lambda z, y, n=name: threshold.threshold_scores(n, z, y))
+                results[f"threshold_{name}"] = _entry(
+                    spec, data, pool_s[:, forget], test_s[:, test_mask], forget_labels, len(keys), 0,
+                    group, target, "threshold", name, version=threshold.VERSION)
+        if "lira" in attacks.run and shadow_keys:
+            positives = (pool_phi[:, forget] - out_mu_f) / out_sd_f
+            negatives = (test_phi[:, test_mask] - out_mu_t) / out_sd_t
+            results["lira_offline"] = _entry(spec, data, positives, negatives, forget_labels, len(keys),
+                                             len(shadow_keys), group, target, "lira", version=lira.VERSION)
+        if "rmia" in attacks.run and shadow_keys:
+            pool_p, test_p = obs.signal(keys, confidence)
+            results["rmia_offline"] = _rmia_entry(spec, data, pool_p[:, forget], test_p[:, test_mask], p_ref_f,
+                                                  p_ref_t, forget_labels, len(keys), len(shadow_keys), (group, target), a)
+        if "ulira" in attacks.run and group == "methods" and target in plan.shadow_unlearned:
+            entry = _ulira_entry(spec, data, plan, obs, target, keys, membership)
+            if entry is not None:
+                results["ulira"] = entry
+        out[group][target] = results
+    return out
+
+
+def _recipe_game(spec: Spec, phi: np.ndarray, p: np.ndarray, membership: np.ndarray,
+                 obs: Observations) -> dict[str, Any]:
+    """Leave-one-out over the shadow models: each in turn is the target, the others the references."""
+    scale = spec.attacks.lira.scale
+    n = len(membership)
+    out: dict[str, Any] = {"n_shadow_models": n, "n_examples": int(membership.shape[1])}
+
+    def summary(scores: np.ndarray, is_member: np.ndarray, name: str) -> dict[str, Any]:
+        return {"n_target_models": n, "n_shadow_models": n - 1,
+                **_summary(spec, scores[is_member], scores[~is_member], "recipe", name)}
+
+    for name, fn in (("lira_online", lira.online_scores), ("lira_offline", lira.offline_scores)):
+        scores, is_member = lira.shadow_game(phi, membership, lambda t, ph, m, fn=fn: fn(t, ph, m, scale))
+        out[name] = summary(scores, is_member, name)
+    losses = -np.log(np.clip(p, 1e-300, None))
+    out["threshold_loss"] = summary(-losses, membership, "threshold_loss")
+    out["rmia_a"] = spec.attacks.rmia.a
+    if out["rmia_a"] is None:
+        # shadow 0 is the held-out reference model whose membership is known
+        out["rmia_a"] = float(rmia.tune_a(p[0], membership[0], p[1:], membership[1:],
+                                          gamma=spec.attacks.rmia.gamma, trim=spec.attacks.rmia.trim))
+    return out
+
+
+def _rmia_entry(spec: Spec, data: AuditData, p_forget: np.ndarray, p_test: np.ndarray, p_ref_f: np.ndarray,
+                p_ref_t: np.ndarray, labels: np.ndarray, n_models: int, n_shadows: int, target: tuple[str, str],
+                a: float) -> dict[str, Any]:
+    """Offline RMIA: the population z is every other test point; the rest are the non-members scored."""
+    z = np.arange(p_test.shape[1]) % 2 == 0
+    gamma = spec.attacks.rmia.gamma
+    positives = rmia.scores(p_forget, p_ref_f, p_test[:, z], p_ref_t[z], gamma)
+    negatives = rmia.scores(p_test[:, ~z], p_ref_t[~z], p_test[:, z], p_ref_t[z], gamma)
+    entry = _entry(spec, data, positives, negatives, labels, n_models, n_shadows, *target, "rmia",
+                   version=rmia.VERSION)
+    return {**entry, "gamma": gamma, "a": a, "trim": spec.attacks.rmia.trim, "population_size": int(z.sum())}
+
+
+def _ulira_entry(spec: Spec, data: AuditData, plan: Plan, obs: Observations, target: str, keys: list[str],
+                 membership: np.ndarray) -> dict[str, Any] | None:
+    shadow_keys = obs.usable(plan.shadow_unlearned[target])
+    if len(shadow_keys) < len(plan.shadow_unlearned[target]):
+        return None  # the method diverged on a shadow: its own results say so
+    reference = obs.usable(plan.retrains)
+    forget = data.forget
+    shadows = spec.attacks.lira.shadows
+    forgot = np.zeros_like(membership)
+    for s in range(shadows):
+        forgot[s, shadow_forget_positions(data, s, shadows, spec.data.seed)] = True
+    shadow_phi, _ = obs.signal(shadow_keys, logit_scaled_confidence)
+    target_phi, _ = obs.signal(keys, logit_scaled_confidence)
+    reference_phi, _ = obs.signal(reference, logit_scaled_confidence)
+    scale = spec.attacks.lira.scale
+    args = (shadow_phi[:, forget], forgot[:, forget], ~membership[:, forget], scale)
+    positives = ulira.scores(target_phi[:, forget], *args)
+    negatives = ulira.scores(reference_phi[:, forget], *args)
+    labels = obs.y_pool[forget]
+    entry = _entry(spec, data, positives, negatives, labels, len(keys), len(shadow_keys), target, "ulira",
+                   version=ulira.VERSION)
+    entry["per_class_auc"] = {}  # both sides are forget points: a per-class slice is the same game per class
+    for c in np.unique(labels):
+        pos, neg = positives[:, labels == c].ravel(), negatives[:, labels == c].ravel()
+        entry["per_class_auc"][str(int(c))] = auc(
+            np.concatenate([pos, neg]), np.concatenate([np.ones(len(pos), bool), np.zeros(len(neg), bool)]))
+    entry["n_reference_models"] = len(reference)
+    return entry

@@ -1,0 +1,78 @@
+"""Membership inference inside an audit, on the digits data."""
+
+import json
+
+import pytest
+from helpers import small_spec
+
+from audit.pipeline import run_audit
+
+ATTACKS = ["threshold", "lira", "rmia", "ulira"]
+
+
+@pytest.fixture(scope="module")
+def results(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("mia")
+    spec = small_spec(
+        folder,
+        audit={"seeds": 3},
+        model={"hidden": [128, 64]},
+        train={"epochs": 30},
+        attacks={"run": ATTACKS, "bootstrap": 200, "lira": {"shadows": 16}},
+        unlearners={"identity": {}, "retrain": {}},
+    )
+    return run_audit(spec, folder / "out", show_progress=False)
+
+
+def tpr_at(summary, fpr):
+    return next(t["tpr"] for t in summary["tpr_at_fpr"] if t["fpr"] == fpr)
+
+
+def test_every_attack_runs_on_every_target_and_says_what_it_rests_on(results):
+    mia = results["mia"]
+    assert set(mia["populations"]) == {"original", "retrain"}
+    assert set(mia["methods"]) == {"identity", "retrain"}
+    targets = [("populations", t, a) for t, a in mia["populations"].items()]
+    targets += [("methods", t, a) for t, a in mia["methods"].items()]
+    for group, target, attacks in targets:
+        expected = {"lira_offline", "rmia_offline"} | {f"threshold_{s}" for s in
+                                                       ("loss", "confidence", "logit_scaled_confidence",
+                                                        "entropy", "modified_entropy")}
+        if group == "methods":
+            expected.add("ulira")
+        assert expected <= set(attacks), target
+        for name, summary in attacks.items():
+            assert summary["n_target_models"] == 3
+            assert summary["n_members"] > 0 and summary["n_nonmembers"] > 0
+            assert all(t["negatives"] == summary["n_nonmembers"] for t in summary["tpr_at_fpr"])
+            if not name.startswith("threshold"):
+                assert summary["n_shadow_models"] == 16
+    assert mia["recipe"]["n_shadow_models"] == 16
+    probes = [p for p in results["probes"] if p["id"].startswith("mia.")]
+    assert {p["method"] for p in probes} == {"population:original", "population:retrain", "identity", "retrain"}
+    json.dumps(results, allow_nan=False)
+
+
+def test_lira_beats_the_loss_threshold_at_low_false_positive_rates_on_the_originals(results):
+    original = results["mia"]["populations"]["original"]
+    assert tpr_at(original["lira_offline"], 0.01) > tpr_at(original["threshold_loss"], 0.01)
+    recipe = results["mia"]["recipe"]  # the shadow models' leave-one-out game over the whole pool
+    assert recipe["lira_online"]["auc"]["value"] > recipe["threshold_loss"]["auc"]["value"]
+
+
+def test_ulira_tells_identity_from_retraining_but_not_a_retrain(results):
+    targets = results["mia"]["methods"]
+    identity, retrain = targets["identity"]["ulira"]["auc"], targets["retrain"]["ulira"]["auc"]
+    assert identity["ci95"][0] > retrain["ci95"][1]
+    assert identity["ci95"][0] > 0.5 and retrain["ci95"][0] < 0.5 < retrain["ci95"][1]
+
+
+def test_the_report_shows_every_attack_from_results_alone(results):
+    from reports.html import render_html
+
+    html = render_html(json.loads(json.dumps(results)))
+    assert "Membership inference" in html
+    for label, attacks in results["mia"]["methods"].items():
+        for name, summary in attacks.items():
+            assert f"<td>{label}</td><td>{name}</td>" in html
+            assert f"{summary['auc']['value']:.3f}" in html
