@@ -9,6 +9,8 @@ from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescap
 
 from audit.store import write_text_atomic
 from reports.numbers import PERCENT, interval, summary
+from reports.svg import histogram_figure, roc_figure
+
 
 def _environment() -> Environment:
     env = Environment(
@@ -20,6 +22,7 @@ def _environment() -> Environment:
     )
     env.filters["summary"] = summary
     env.filters["interval"] = interval
+    env.globals.update(roc_figure=roc_figure, histogram_figure=histogram_figure)
     return env
 
 

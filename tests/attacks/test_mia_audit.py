@@ -76,3 +76,14 @@ def test_the_report_shows_every_attack_from_results_alone(results):
         for name, summary in attacks.items():
             assert f"<td>{label}</td><td>{name}</td>" in html
             assert f"{summary['auc']['value']:.3f}" in html
+
+
+def test_the_report_draws_each_targets_roc_and_histogram_as_inline_svg(results):
+    from reports.html import render_html
+
+    html = render_html(json.loads(json.dumps(results)))
+    targets = len(results["mia"]["populations"]) + len(results["mia"]["methods"])
+    assert html.count('<figure class="mia">') == targets
+    assert html.count("<svg") == 2 * targets and "http://" not in html.replace("http://www.w3.org/2000/svg", "")
+    ulira = results["mia"]["methods"]["identity"]["ulira"]["roc"]["log"]
+    assert len(ulira["fpr"]) > 10  # the curve drawn is the stored one, point by point
