@@ -24,19 +24,27 @@ def classification_metrics(observation: dict[str, np.ndarray], data: AuditData, 
     pool, test = observation["pool_logits"], observation["test_logits"]
     y_pool, y_test = data.pool.y.numpy(), data.test.y.numpy()
     test_mask = data.eval_test_mask
-    test_logits, test_labels = test[test_mask], y_test[test_mask]
-    members = data.retain[: len(test_labels)]
     return {
         "UA": 1.0 - accuracy(pool[data.forget], y_pool[data.forget]),
         "RA": accuracy(pool[data.retain], y_pool[data.retain]),
-        "TA": accuracy(test_logits, test_labels),
-        "MIA": mia_efficacy(
-            mia_feature,
-            member=(pool[members], y_pool[members]),
-            nonmember=(test_logits, test_labels),
-            target=(pool[data.forget], y_pool[data.forget]),
-        ),
+        "TA": accuracy(test[test_mask], y_test[test_mask]),
+        "MIA": mia_efficacy_of(observation, data, mia_feature),
     }
+
+
+def mia_efficacy_of(observation: dict[str, np.ndarray], data: AuditData, feature: str) -> float:
+    """SalUn's MIA-Efficacy of one model: the SVC fitted on the first |T| retain points (members)
+    against the test set T (non-members), applied to the forget set."""
+    pool, test = observation["pool_logits"], observation["test_logits"]
+    y_pool, y_test = data.pool.y.numpy(), data.test.y.numpy()
+    test_mask = data.eval_test_mask
+    members = data.retain[: int(test_mask.sum())]
+    return mia_efficacy(
+        feature,
+        member=(pool[members], y_pool[members]),
+        nonmember=(test[test_mask], y_test[test_mask]),
+        target=(pool[data.forget], y_pool[data.forget]),
+    )
 
 
 def avg_gap(metrics: dict[str, float], reference: dict[str, float]) -> float:

@@ -114,8 +114,8 @@ def build_results(spec: Spec, data: AuditData, plan: Plan, store: Store, device:
     }
 
 
-MIA_HEADLINE = ("auc", "tpr_at_fpr", "balanced_accuracy", "advantage", "epsilon_lower_bound",
-                "n_members", "n_nonmembers", "n_target_models", "n_shadow_models")
+MIA_HEADLINE = ("auc", "tpr_at_fpr", "balanced_accuracy", "advantage", "epsilon_lower_bound", "mia_efficacy",
+                "n_members", "n_forget", "n_nonmembers", "n_target_models", "n_shadow_models")
 
 
 def _mia_probes(mia: dict[str, Any]) -> list[dict[str, Any]]:
@@ -128,7 +128,8 @@ def _mia_probes(mia: dict[str, Any]) -> list[dict[str, Any]]:
             probes.append({
                 "id": f"mia.{attack}", "version": summary["version"], "method": target,
                 "n_models": summary["n_target_models"], "n_shadow_models": summary["n_shadow_models"],
-                "n_examples": {"members": summary["n_members"], "nonmembers": summary["n_nonmembers"]},
+                "n_examples": {"members": summary.get("n_members", summary.get("n_forget")),
+                               "nonmembers": summary["n_nonmembers"]},
                 "stats": {k: summary[k] for k in MIA_HEADLINE if k in summary},
                 "verdict": INCONCLUSIVE, "why": "reported; no policy rule reads membership inference yet",
             })

@@ -118,7 +118,7 @@ class MetricsSection(Section):
     mia_feature: Literal[MIA_FEATURES] = "confidence"  # type: ignore[valid-type]
 
 
-ATTACK_NAMES = ("threshold", "lira", "rmia", "ulira")
+ATTACK_NAMES = ("threshold", "svc", "lira", "rmia", "ulira")
 
 
 class LiraSection(Section):

@@ -18,14 +18,17 @@ import numpy as np
 
 from attacks.mia import lira, rmia, threshold, ulira
 from attacks.mia.roc import attack_summary, auc
-from attacks.mia.signals import confidence, logit_scaled_confidence
+from attacks.mia.signals import FEATURES, confidence, logit_scaled_confidence
 from audit.data import AuditData
+from audit.metrics import mia_efficacy_of
 from audit.plan import Plan
 from audit.seeds import numpy_generator
 from audit.shadows import shadow_forget_positions, shadow_membership
 from audit.spec import Spec
+from audit.stats import summarize
 from audit.store import Store
 
+SVC_VERSION = "1"
 VULNERABLE = 10  # forget examples listed as the most exposed, per target and attack
 
 
@@ -129,6 +132,8 @@ def mia_results(spec: Spec, data: AuditData, plan: Plan, store: Store) -> dict[s
                 results[f"threshold_{name}"] = _entry(
                     spec, data, pool_s[:, forget], test_s[:, test_mask], forget_labels, len(keys), 0,
                     group, target, "threshold", name, version=threshold.VERSION)
+        if "svc" in attacks.run:
+            results.update(_svc_entries(obs, keys, data))
         if "lira" in attacks.run and shadow_keys:
             positives = (pool_phi[:, forget] - out_mu_f) / out_sd_f
             negatives = (test_phi[:, test_mask] - out_mu_t) / out_sd_t
@@ -144,6 +149,17 @@ def mia_results(spec: Spec, data: AuditData, plan: Plan, store: Store) -> dict[s
                 results["ulira"] = entry
         out[group][target] = results
     return out
+
+
+def _svc_entries(obs: Observations, keys: list[str], data: AuditData) -> dict[str, Any]:
+    """The SVC attack on each feature, per target model: MIA-Efficacy (the fraction of the
+    forget set predicted non-member); its `confidence` view is the metrics' MIA-Efficacy."""
+    observations = [obs.store.arrays(obs.plan.observation_of[key]) for key in keys]
+    sizes = {"n_forget": len(data.forget), "n_nonmembers": int(data.eval_test_mask.sum())}
+    return {f"svc_{feature}": {"version": SVC_VERSION, "n_target_models": len(keys), "n_shadow_models": 0, **sizes,
+                               "mia_efficacy": summarize([mia_efficacy_of(o, data, feature) for o in observations],
+                                                         bounds=(0.0, 1.0))}
+            for feature in FEATURES}
 
 
 def _recipe_game(spec: Spec, phi: np.ndarray, p: np.ndarray, membership: np.ndarray,

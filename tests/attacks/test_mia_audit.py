@@ -7,7 +7,7 @@ from helpers import small_spec
 
 from audit.pipeline import run_audit
 
-ATTACKS = ["threshold", "lira", "rmia", "ulira"]
+ATTACKS = ["threshold", "svc", "lira", "rmia", "ulira"]
 
 
 @pytest.fixture(scope="module")
@@ -38,11 +38,16 @@ def test_every_attack_runs_on_every_target_and_says_what_it_rests_on(results):
         expected = {"lira_offline", "rmia_offline"} | {f"threshold_{s}" for s in
                                                        ("loss", "confidence", "logit_scaled_confidence",
                                                         "entropy", "modified_entropy")}
+        expected |= {f"svc_{f}" for f in ("confidence", "correctness", "entropy", "modified_entropy",
+                                          "probabilities")}
         if group == "methods":
             expected.add("ulira")
         assert expected <= set(attacks), target
         for name, summary in attacks.items():
             assert summary["n_target_models"] == 3
+            if name.startswith("svc"):
+                assert summary["mia_efficacy"]["n"] == 3
+                continue
             assert summary["n_members"] > 0 and summary["n_nonmembers"] > 0
             assert all(t["negatives"] == summary["n_nonmembers"] for t in summary["tpr_at_fpr"])
             if not name.startswith("threshold"):
@@ -51,6 +56,14 @@ def test_every_attack_runs_on_every_target_and_says_what_it_rests_on(results):
     probes = [p for p in results["probes"] if p["id"].startswith("mia.")]
     assert {p["method"] for p in probes} == {"population:original", "population:retrain", "identity", "retrain"}
     json.dumps(results, allow_nan=False)
+
+
+def test_the_svc_attacks_confidence_view_is_the_metrics_mia_efficacy(results):
+    for label, row in results["metrics"].items():
+        assert results["mia"]["methods"][label]["svc_confidence"]["mia_efficacy"]["per_seed"] == row["MIA"]["per_seed"]
+    for name, population in results["populations"].items():
+        assert results["mia"]["populations"][name]["svc_confidence"]["mia_efficacy"]["per_seed"] == \
+            population["MIA"]["per_seed"]
 
 
 def test_lira_beats_the_loss_threshold_at_low_false_positive_rates_on_the_originals(results):
@@ -74,6 +87,8 @@ def test_the_report_shows_every_attack_from_results_alone(results):
     assert "Membership inference" in html
     for label, attacks in results["mia"]["methods"].items():
         for name, summary in attacks.items():
+            if name.startswith("svc"):
+                continue  # MIA-Efficacy per feature: in results.json, its confidence view in the metrics table
             assert f"<td>{label}</td><td>{name}</td>" in html
             assert f"{summary['auc']['value']:.3f}" in html
 
