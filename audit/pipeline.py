@@ -37,6 +37,9 @@ def run_audit(
         spec.audit.name, len(plan.jobs), len(plan.seeds), ", ".join(spec.unlearners), resolved, store.root,
     )
     execute(plan.jobs, spec, store, workers, Progress(len(plan.jobs), enabled=show_progress))
+    if spec.attacks.run:
+        log.info("scoring membership inference: %s on %d targets, %d bootstrap resamples each",
+                 ", ".join(spec.attacks.run), 2 + len(plan.unlearned), spec.attacks.bootstrap)
     write_results(build_results(spec, data, plan, store, resolved), out / "results.json")
     results = load_results(out / "results.json")  # reports see exactly what the file holds
     write_html(results, out / "report.html")
