@@ -38,6 +38,13 @@ class Observations:
     def __init__(self, store: Store, plan: Plan, data: AuditData):
         self.store, self.plan = store, plan
         self.y_pool, self.y_test = data.pool.y.numpy(), data.test.y.numpy()
+        self._arrays: dict[str, dict[str, np.ndarray]] = {}
+
+    def arrays(self, key: str) -> dict[str, np.ndarray]:
+        """The stored observation of model `key`, read once."""
+        if key not in self._arrays:
+            self._arrays[key] = self.store.arrays(self.plan.observation_of[key])
+        return self._arrays[key]
 
     def usable(self, keys: list[str]) -> list[str]:
         return [k for k in keys if self.store.meta(self.plan.observation_of[k]).get("status") == "ok"]
@@ -46,7 +53,7 @@ class Observations:
         """`fn(logits, labels)` on the pool and on the test set: two (models, examples) arrays."""
         pool, test = [], []
         for key in keys:
-            arrays = self.store.arrays(self.plan.observation_of[key])
+            arrays = self.arrays(key)
             pool.append(fn(arrays["pool_logits"], self.y_pool))
             test.append(fn(arrays["test_logits"], self.y_test))
         return np.array(pool), np.array(test)
@@ -111,7 +118,8 @@ def mia_results(spec: Spec, data: AuditData, plan: Plan, store: Store) -> dict[s
             raise RuntimeError("a shadow model has no usable observation; rerun the audit")
         phi_pool, phi_test = obs.signal(shadow_keys, logit_scaled_confidence)
         p_pool, p_test = obs.signal(shadow_keys, confidence)
-        out["recipe"] = _recipe_game(spec, phi_pool, p_pool, membership, obs)
+        loss_scores, _ = obs.signal(shadow_keys, lambda z, y: threshold.threshold_scores("loss", z, y))
+        out["recipe"] = _recipe_game(spec, phi_pool, p_pool, loss_scores, membership)
         a = attacks.rmia.a if attacks.rmia.a is not None else out["recipe"]["rmia_a"]
         # test points never train a shadow: every shadow is OUT for them
         never_in = np.zeros_like(phi_test, dtype=bool)
@@ -154,7 +162,7 @@ def mia_results(spec: Spec, data: AuditData, plan: Plan, store: Store) -> dict[s
 def _svc_entries(obs: Observations, keys: list[str], data: AuditData) -> dict[str, Any]:
     """The SVC attack on each feature, per target model: MIA-Efficacy (the fraction of the
     forget set predicted non-member); its `confidence` view is the metrics' MIA-Efficacy."""
-    observations = [obs.store.arrays(obs.plan.observation_of[key]) for key in keys]
+    observations = [obs.arrays(key) for key in keys]
     sizes = {"n_forget": len(data.forget), "n_nonmembers": int(data.eval_test_mask.sum())}
     return {f"svc_{feature}": {"version": SVC_VERSION, "n_target_models": len(keys), "n_shadow_models": 0, **sizes,
                                "mia_efficacy": summarize([mia_efficacy_of(o, data, feature) for o in observations],
@@ -162,8 +170,8 @@ def _svc_entries(obs: Observations, keys: list[str], data: AuditData) -> dict[st
             for feature in FEATURES}
 
 
-def _recipe_game(spec: Spec, phi: np.ndarray, p: np.ndarray, membership: np.ndarray,
-                 obs: Observations) -> dict[str, Any]:
+def _recipe_game(spec: Spec, phi: np.ndarray, p: np.ndarray, loss_scores: np.ndarray,
+                 membership: np.ndarray) -> dict[str, Any]:
     """Leave-one-out over the shadow models: each in turn is the target, the others the references."""
     scale = spec.attacks.lira.scale
     n = len(membership)
@@ -176,8 +184,7 @@ def _recipe_game(spec: Spec, phi: np.ndarray, p: np.ndarray, membership: np.ndar
     for name, fn in (("lira_online", lira.online_scores), ("lira_offline", lira.offline_scores)):
         scores, is_member = lira.shadow_game(phi, membership, lambda t, ph, m, fn=fn: fn(t, ph, m, scale))
         out[name] = summary(scores, is_member, name)
-    losses = -np.log(np.clip(p, 1e-300, None))
-    out["threshold_loss"] = summary(-losses, membership, "threshold_loss")
+    out["threshold_loss"] = summary(loss_scores, membership, "threshold_loss")
     out["rmia_a"] = spec.attacks.rmia.a
     if out["rmia_a"] is None:
         # shadow 0 is the held-out reference model whose membership is known
