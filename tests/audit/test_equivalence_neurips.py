@@ -6,9 +6,14 @@ import numpy as np
 import pytest
 
 from audit import equivalence
-from audit.equivalence import (DELTA, epsilon_table, final_score, forget_score,
-                               per_example_epsilon, resolution)
-
+from audit.equivalence import (
+    DELTA,
+    epsilon_table,
+    final_score,
+    forget_score,
+    per_example_epsilon,
+    resolution,
+)
 
 # -- the reference: one example, one rule at a time, as the definition reads ----------
 
