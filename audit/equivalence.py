@@ -45,8 +45,12 @@ errors from the grids' arithmetic structure (see ``_count_below``).
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import numpy as np
+
+from audit import stats
+from audit.seeds import numpy_generator
 
 NEURIPS2023_VERSION = "1"
 DELTA = 1e-5
@@ -105,7 +109,8 @@ def _count_below(values: np.ndarray, grid: np.ndarray, lengths: np.ndarray,
     width = grid.shape[1]
     k = offsets.shape[1]
     last = grid[np.arange(m), np.maximum(lengths - 1, 0)]
-    step = np.where(lengths > 1, (last - grid[:, 0]) / np.maximum(lengths - 1, 1), 1.0)
+    with np.errstate(invalid="ignore"):  # rows without a grid hold no finite points; their step is unused
+        step = np.where(lengths > 1, (last - grid[:, 0]) / np.maximum(lengths - 1, 1), 1.0)
     step = np.where(step > 0, step, 1.0)
     with np.errstate(invalid="ignore"):
         t = (values[:, :, None] - (grid[:, :1, None] + offsets[:, None, :])) / step[:, None, None]
@@ -220,3 +225,59 @@ def final_score(forget_score: float, ra_u, ra_r, ta_u, ta_r) -> float:
 def resolution(n_models: int) -> float:
     """ln N: the largest finite ε N-vs-N rates can show is ln(N−1) (FPR = FNR = 1/N)."""
     return math.log(n_models)
+
+
+def _numbers(value: Any) -> Any:
+    """`value` with numpy scalars and arrays as plain JSON numbers and lists."""
+    if isinstance(value, dict):
+        return {k: _numbers(v) for k, v in value.items()}
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, np.generic):
+        return value.item()
+    return value
+
+
+def method_equivalence(unlearned_phi: np.ndarray, retrained_phi: np.ndarray, unlearned_metrics: dict[str, Any],
+                       retrained_metrics: dict[str, Any], spec: Any, *seed: object) -> dict[str, Any]:
+    """Every retrain-equivalence test of one method: φ on the forget set, (models, examples) per
+    side, and the per-seed metric summaries of results.json's `metrics` and `populations`."""
+    settings = spec.equivalence
+    n = min(len(unlearned_phi), len(retrained_phi))
+    u, r = unlearned_phi[:n], retrained_phi[:n]
+    eps = per_example_epsilon(u, r)
+    mean = {name: unlearned_metrics[name]["mean"] / retrained_metrics[name]["mean"] for name in ("RA", "TA")}
+    score = forget_score(eps, n)
+    high = stats.epsilon_high_confidence(u, r, numpy_generator("equivalence", "epsilon", *seed),
+                                         alpha=settings.alpha)
+    ks, ks_p = stats.ks_per_example(u, r)
+    diff, perm_p = stats.permutation_per_example(u, r, numpy_generator("equivalence", "permutation", *seed),
+                                                 resamples=settings.permutations)
+    ks_rejected, _ = stats.benjamini_hochberg(ks_p, settings.alpha)
+    perm_rejected, _ = stats.benjamini_hochberg(perm_p, settings.alpha)
+    tost = {}
+    for name in ("UA", "RA", "TA", "MIA"):
+        a, b = unlearned_metrics[name]["per_seed"], retrained_metrics[name]["per_seed"]
+        tost[name] = {
+            "welch": _numbers(stats.tost_welch(a, b, settings.margin, settings.alpha)),
+            "bootstrap": _numbers(stats.tost_bootstrap(a, b, settings.margin,
+                                                       numpy_generator("equivalence", "tost", name, *seed),
+                                                       settings.alpha)),
+        }
+    return {
+        "n_models": n, "n_examples": int(u.shape[1]), "resolution": resolution(n),
+        "neurips2023": {
+            "version": NEURIPS2023_VERSION, "eps": eps.tolist(), "eps_median": float(np.median(eps)),
+            "eps_q90": float(np.quantile(eps, 0.9)), "forget_score": score,
+            "final_score": score * mean["RA"] * mean["TA"],
+        },
+        "high_confidence": _numbers({k: v for k, v in high.items() if k not in ("eps", "threshold", "direction")}),
+        "per_example": {
+            "alpha": settings.alpha,
+            "ks": {"fraction_different": float(ks_rejected.mean()), "median_statistic": float(np.median(ks))},
+            "permutation": {"fraction_different": float(perm_rejected.mean()),
+                            "median_abs_effect": float(np.median(np.abs(stats.cohens_d_per_example(u, r)))),
+                            "resamples": settings.permutations},
+        },
+        "tost": tost,
+    }

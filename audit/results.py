@@ -10,9 +10,11 @@ from typing import Any
 
 import torch
 
-from attacks.mia.probe import mia_results
+from attacks.mia.probe import Observations, mia_results
+from attacks.mia.signals import logit_scaled_confidence
 from audit import __version__
 from audit.data import AuditData
+from audit.equivalence import method_equivalence
 from audit.errors import SalunInputError
 from audit.execute import CPU_THREADS_PER_JOB
 from audit.manifest import code_version, environment, plugins_used
@@ -90,6 +92,7 @@ def build_results(spec: Spec, data: AuditData, plan: Plan, store: Store, device:
         probes.append(probe)
         verdicts.append(rule)
     mia = mia_results(spec, data, plan, store)
+    equivalence = equivalence_results(spec, data, plan, store, metrics, _summaries(references, METRICS))
     probes += _mia_probes(mia)
     overall, reason = _overall(verdicts)
     return {
@@ -107,11 +110,28 @@ def build_results(spec: Spec, data: AuditData, plan: Plan, store: Store, device:
         "populations": {"original": _summaries(originals, METRICS), "retrain": _summaries(references, METRICS)},
         "metrics": metrics,
         "mia": mia,
+        "equivalence": equivalence,
         "probes": probes,
         "verdicts": verdicts,
         "verdict": overall,
         "verdict_reason": reason,
     }
+
+
+def equivalence_results(spec: Spec, data: AuditData, plan: Plan, store: Store, metrics: dict[str, Any],
+                        retrained: dict[str, Any]) -> dict[str, Any]:
+    """Each method's retrain-equivalence tests: its forget-set φ against the reference retrains'."""
+    obs = Observations(store, plan, data)
+    reference = obs.usable(plan.retrains)
+    retrained_phi = obs.signal(reference, logit_scaled_confidence)[0][:, data.forget]
+    out = {}
+    for label, keys in plan.unlearned.items():
+        keys = obs.usable(keys)
+        if len(keys) < 2 or len(reference) < 2:
+            continue  # a population of one has no distribution to compare
+        unlearned_phi = obs.signal(keys, logit_scaled_confidence)[0][:, data.forget]
+        out[label] = method_equivalence(unlearned_phi, retrained_phi, metrics[label], retrained, spec, label)
+    return out
 
 
 MIA_HEADLINE = ("auc", "tpr_at_fpr", "balanced_accuracy", "advantage", "epsilon_lower_bound", "mia_efficacy",

@@ -159,6 +159,14 @@ class AttacksSection(Section):
         return any(name in self.run for name in ("lira", "rmia", "ulira"))
 
 
+class EquivalenceSection(Section):
+    """Retrain-equivalence tests: unlearned against retrained populations."""
+
+    margin: float = Field(default=0.02, gt=0, lt=1)  # TOST margin on UA, RA, TA and MIA-Efficacy (absolute)
+    alpha: float = Field(default=0.05, gt=0, lt=1)
+    permutations: int = Field(default=1000, ge=1)
+
+
 class UnlearnerSection(Section):
     """One method to audit: a registered unlearner and its hyperparameters, defaults filled."""
 
@@ -177,6 +185,7 @@ class Spec(Section):
     train: TrainSection = Field(default_factory=TrainSection)
     metrics: MetricsSection = Field(default_factory=MetricsSection)
     attacks: AttacksSection = Field(default_factory=AttacksSection)
+    equivalence: EquivalenceSection = Field(default_factory=EquivalenceSection)
     unlearners: dict[str, UnlearnerSection]
 
     _base_dir: Path = PrivateAttr(default_factory=Path.cwd)
@@ -222,6 +231,7 @@ class Spec(Section):
             "train": table(self.train),
             "metrics": table(self.metrics),
             "attacks": _jsonable(self.attacks.model_dump(mode="json")),
+            "equivalence": table(self.equivalence),
             "unlearners": {label: _jsonable(u.flat()) for label, u in self.unlearners.items()},
         }
 
