@@ -72,10 +72,7 @@ def epsilon_table(n_models: int, delta: float = DELTA) -> np.ndarray:
     counts = np.arange(n_models + 1, dtype=np.float64)
     fpr = (counts / n_models)[:, None]
     fnr = (counts / n_models)[None, :]
-    with np.errstate(divide="ignore", invalid="ignore"):
-        one = np.where(1 - delta - fpr > 0, np.log(1 - delta - fpr) - np.log(fnr), -np.inf)
-        two = np.where(1 - delta - fnr > 0, np.log(1 - delta - fnr) - np.log(fpr), -np.inf)
-    table = np.maximum(np.maximum(one, two), 0.0)
+    table = np.maximum(stats.epsilon_from_rates(fpr, fnr, delta), 0.0)
     table[(fpr == 1) & (fnr == 1)] = np.inf
     table[0, :] = 0.0
     table[:, 0] = 0.0

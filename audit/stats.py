@@ -321,9 +321,10 @@ def tost_bootstrap(
     }
 
 
-def _epsilon_bound(fpr, fnr, delta: float) -> np.ndarray:
-    """max(ln((1−δ−FPR)/FNR), ln((1−δ−FNR)/FPR)); +inf where a rate is 0 and its partner
-    numerator positive, -inf where both terms are undefined or non-positive."""
+def epsilon_from_rates(fpr, fnr, delta: float) -> np.ndarray:
+    """The hypothesis-testing bound max(ln((1−δ−FPR)/FNR), ln((1−δ−FNR)/FPR)), elementwise:
+    +inf where a rate is 0 and its partner's numerator positive; a term whose numerator is
+    not positive gives no bound (−inf)."""
     fpr = np.asarray(fpr, dtype=np.float64)
     fnr = np.asarray(fnr, dtype=np.float64)
     with np.errstate(divide="ignore", invalid="ignore"):
@@ -384,8 +385,8 @@ def epsilon_high_confidence(
     # FPR = r_below/sr, FNR = u_above/su.
     fp = np.stack([sr - r_below, r_below])
     fn = np.stack([u_below, su - u_below])
-    point = _epsilon_bound(fp / sr, fn / su, delta)
-    smooth = _epsilon_bound((fp + 0.5) / (sr + 1), (fn + 0.5) / (su + 1), delta)
+    point = epsilon_from_rates(fp / sr, fn / su, delta)
+    smooth = epsilon_from_rates((fp + 0.5) / (sr + 1), (fn + 0.5) / (su + 1), delta)
     point = np.where(valid[None], point, -np.inf).reshape(-1, n)
     smooth = np.where(valid[None], smooth, -np.inf).reshape(-1, n)
     best = point.max(axis=0)
@@ -407,8 +408,8 @@ def epsilon_high_confidence(
     fn_b = np.where(direction == 1, ku - above_u, above_u)
     fpr_up = np.asarray(clopper_pearson_upper(fp_b, kr, alpha / 2), dtype=np.float64)
     fnr_up = np.asarray(clopper_pearson_upper(fn_b, ku, alpha / 2), dtype=np.float64)
-    eps = np.maximum(_epsilon_bound(fpr_up, fnr_up, delta), 0.0)
-    best_possible = _epsilon_bound(
+    eps = np.maximum(epsilon_from_rates(fpr_up, fnr_up, delta), 0.0)
+    best_possible = epsilon_from_rates(
         clopper_pearson_upper(0, kr, alpha / 2), clopper_pearson_upper(0, ku, alpha / 2), delta
     )
     return {

@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 from scipy import stats
 
-from audit.stats import clopper_pearson_upper
+from audit.stats import clopper_pearson_upper, epsilon_from_rates
 
 TARGET_FPRS = (0.001, 0.01)
 
@@ -140,15 +140,6 @@ def balanced_accuracy(fpr, tpr) -> float:
     return float(np.max((np.asarray(tpr) + 1 - np.asarray(fpr)) / 2))
 
 
-def _epsilon(fpr, fnr, delta: float) -> np.ndarray:
-    """max(ln((1-δ-FPR)/FNR), ln((1-δ-FNR)/FPR)) elementwise; a term with a numerator <= 0 gives no
-    bound (-inf). Rates here are Clopper-Pearson upper bounds, so never 0."""
-    with np.errstate(divide="ignore", invalid="ignore"):
-        a = np.where(1 - delta - fpr > 0, np.log(np.maximum(1 - delta - fpr, 1e-300) / fnr), -np.inf)
-        b = np.where(1 - delta - fnr > 0, np.log(np.maximum(1 - delta - fnr, 1e-300) / fpr), -np.inf)
-    return np.maximum(a, b)
-
-
 def epsilon_lower_bound(scores, is_member, rng, alpha: float = 0.05, delta: float = 1e-5) -> dict[str, Any]:
     """A high-confidence lower bound on ε for (ε, δ) unlearning/privacy, from one threshold.
 
@@ -189,7 +180,7 @@ def epsilon_lower_bound(scores, is_member, rng, alpha: float = 0.05, delta: floa
     p, n = len(sel_m), len(sel_n)
     fp_upper = clopper_pearson_upper(np.arange(n + 1), n, half)
     fn_upper = clopper_pearson_upper(np.arange(p + 1), p, half)
-    objective = _epsilon(fp_upper[fps], fn_upper[p - tps], delta)
+    objective = epsilon_from_rates(fp_upper[fps], fn_upper[p - tps], delta)
     # +inf (nobody a member) can certify nothing; leaving it out keeps the threshold finite
     best = 1 + int(np.argmax(objective[1:]))
     threshold = float(thresholds[best])
@@ -205,7 +196,7 @@ def epsilon_lower_bound(scores, is_member, rng, alpha: float = 0.05, delta: floa
     false_negatives = int(np.count_nonzero(bound_m < threshold))
     fpr_u = float(clopper_pearson_upper(false_positives, len(bound_n), half))
     fnr_u = float(clopper_pearson_upper(false_negatives, len(bound_m), half))
-    value = max(0.0, float(_epsilon(np.float64(fpr_u), np.float64(fnr_u), delta)))
+    value = max(0.0, float(epsilon_from_rates(np.float64(fpr_u), np.float64(fnr_u), delta)))
     return {
         "value": value,
         "alpha": float(alpha),
