@@ -11,6 +11,8 @@ import torch
 from torch import nn
 
 from audit.data import AuditData
+from audit.plan import Plan
+from audit.store import Store
 
 
 @torch.no_grad()
@@ -30,3 +32,30 @@ def observe(model: nn.Module, data: AuditData) -> dict[str, np.ndarray]:
         "pool_logits": predict_logits(model, data.pool.x).numpy(),
         "test_logits": predict_logits(model, data.test.x).numpy(),
     }
+
+
+class StoredObservations:
+    """Reads the stored observations of a plan's models, each once, and the signals probes compute from them."""
+
+    def __init__(self, store: Store, plan: Plan, data: AuditData):
+        self.store, self.plan = store, plan
+        self.y_pool, self.y_test = data.pool.y.numpy(), data.test.y.numpy()
+        self._arrays: dict[str, dict[str, np.ndarray]] = {}
+
+    def arrays(self, key: str) -> dict[str, np.ndarray]:
+        """The stored observation of model `key`, read once."""
+        if key not in self._arrays:
+            self._arrays[key] = self.store.arrays(self.plan.observation_of[key])
+        return self._arrays[key]
+
+    def usable(self, keys: list[str]) -> list[str]:
+        return [k for k in keys if self.store.meta(self.plan.observation_of[k]).get("status") == "ok"]
+
+    def signal(self, keys: list[str], fn) -> tuple[np.ndarray, np.ndarray]:
+        """`fn(logits, labels)` on the pool and on the test set: two (models, examples) arrays."""
+        pool, test = [], []
+        for key in keys:
+            arrays = self.arrays(key)
+            pool.append(fn(arrays["pool_logits"], self.y_pool))
+            test.append(fn(arrays["test_logits"], self.y_test))
+        return np.array(pool), np.array(test)

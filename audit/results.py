@@ -10,7 +10,7 @@ from typing import Any
 
 import torch
 
-from attacks.mia.probe import Observations, mia_results
+from attacks.mia.probe import mia_results
 from attacks.mia.signals import logit_scaled_confidence
 from audit import __version__
 from audit.data import AuditData
@@ -19,6 +19,7 @@ from audit.errors import SalunInputError
 from audit.execute import CPU_THREADS_PER_JOB
 from audit.manifest import code_version, environment, plugins_used
 from audit.metrics import METRICS, avg_gap, classification_metrics
+from audit.observe import StoredObservations
 from audit.plan import Plan
 from audit.spec import Spec
 from audit.stats import summarize
@@ -121,7 +122,7 @@ def build_results(spec: Spec, data: AuditData, plan: Plan, store: Store, device:
 def equivalence_results(spec: Spec, data: AuditData, plan: Plan, store: Store, metrics: dict[str, Any],
                         retrained: dict[str, Any]) -> dict[str, Any]:
     """Each method's retrain-equivalence tests: its forget-set φ against the reference retrains'."""
-    obs = Observations(store, plan, data)
+    obs = StoredObservations(store, plan, data)
     reference = obs.usable(plan.retrains)
     retrained_phi = obs.signal(reference, logit_scaled_confidence)[0][:, data.forget]
     out = {}

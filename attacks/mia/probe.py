@@ -21,6 +21,7 @@ from attacks.mia.roc import attack_summary, auc
 from attacks.mia.signals import FEATURES, confidence, logit_scaled_confidence
 from audit.data import AuditData
 from audit.metrics import mia_efficacy_of
+from audit.observe import StoredObservations
 from audit.plan import Plan
 from audit.seeds import numpy_generator
 from audit.shadows import shadow_forget_positions, shadow_membership
@@ -32,33 +33,6 @@ SVC_VERSION = "1"
 VULNERABLE = 10  # forget examples listed as the most exposed, per target and attack
 
 
-class Observations:
-    """Logits of stored models on the pool and the test set, as (models, examples, classes)."""
-
-    def __init__(self, store: Store, plan: Plan, data: AuditData):
-        self.store, self.plan = store, plan
-        self.y_pool, self.y_test = data.pool.y.numpy(), data.test.y.numpy()
-        self._arrays: dict[str, dict[str, np.ndarray]] = {}
-
-    def arrays(self, key: str) -> dict[str, np.ndarray]:
-        """The stored observation of model `key`, read once."""
-        if key not in self._arrays:
-            self._arrays[key] = self.store.arrays(self.plan.observation_of[key])
-        return self._arrays[key]
-
-    def usable(self, keys: list[str]) -> list[str]:
-        return [k for k in keys if self.store.meta(self.plan.observation_of[k]).get("status") == "ok"]
-
-    def signal(self, keys: list[str], fn) -> tuple[np.ndarray, np.ndarray]:
-        """`fn(logits, labels)` on the pool and on the test set: two (models, examples) arrays."""
-        pool, test = [], []
-        for key in keys:
-            arrays = self.arrays(key)
-            pool.append(fn(arrays["pool_logits"], self.y_pool))
-            test.append(fn(arrays["test_logits"], self.y_test))
-        return np.array(pool), np.array(test)
-
-
 def _summary(spec: Spec, positives: np.ndarray, negatives: np.ndarray, *seed: object) -> dict[str, Any]:
     scores = np.concatenate([np.ravel(positives), np.ravel(negatives)])
     is_member = np.concatenate([np.ones(np.size(positives), bool), np.zeros(np.size(negatives), bool)])
@@ -67,13 +41,16 @@ def _summary(spec: Spec, positives: np.ndarray, negatives: np.ndarray, *seed: ob
                           resamples=a.bootstrap)
 
 
-def _per_class(positives: np.ndarray, negatives: np.ndarray, labels: np.ndarray) -> dict[str, float]:
-    """AUC of each forgotten class's points against all non-members."""
+def _per_class(positives: np.ndarray, negatives: np.ndarray, labels: np.ndarray,
+               negative_labels: np.ndarray | None = None) -> dict[str, float]:
+    """AUC of each forgotten class's points against the non-members: all of them, or only those
+    of the same class when `negative_labels` gives the non-members' classes."""
     out = {}
     for c in np.unique(labels):
         pos = positives[:, labels == c].ravel()
-        scores = np.concatenate([pos, negatives.ravel()])
-        out[str(int(c))] = auc(scores, np.concatenate([np.ones(len(pos), bool), np.zeros(negatives.size, bool)]))
+        neg = (negatives if negative_labels is None else negatives[:, negative_labels == c]).ravel()
+        scores = np.concatenate([pos, neg])
+        out[str(int(c))] = auc(scores, np.concatenate([np.ones(len(pos), bool), np.zeros(len(neg), bool)]))
     return out
 
 
@@ -103,7 +80,7 @@ def mia_results(spec: Spec, data: AuditData, plan: Plan, store: Store) -> dict[s
     attacks = spec.attacks
     if not attacks.run:
         return {}
-    obs = Observations(store, plan, data)
+    obs = StoredObservations(store, plan, data)
     test_mask = data.eval_test_mask
     forget = data.forget
     forget_labels = obs.y_pool[forget]
@@ -159,7 +136,7 @@ def mia_results(spec: Spec, data: AuditData, plan: Plan, store: Store) -> dict[s
     return out
 
 
-def _svc_entries(obs: Observations, keys: list[str], data: AuditData) -> dict[str, Any]:
+def _svc_entries(obs: StoredObservations, keys: list[str], data: AuditData) -> dict[str, Any]:
     """The SVC attack on each feature, per target model: MIA-Efficacy (the fraction of the
     forget set predicted non-member); its `confidence` view is the metrics' MIA-Efficacy."""
     observations = [obs.arrays(key) for key in keys]
@@ -206,7 +183,8 @@ def _rmia_entry(spec: Spec, data: AuditData, p_forget: np.ndarray, p_test: np.nd
     return {**entry, "gamma": gamma, "a": a, "trim": spec.attacks.rmia.trim, "population_size": int(z.sum())}
 
 
-def _ulira_entry(spec: Spec, data: AuditData, plan: Plan, obs: Observations, target: str, keys: list[str],
+def _ulira_entry(spec: Spec, data: AuditData, plan: Plan, obs: StoredObservations, target: str,
+                 keys: list[str],
                  membership: np.ndarray) -> dict[str, Any] | None:
     shadow_keys = obs.usable(plan.shadow_unlearned[target])
     if len(shadow_keys) < len(plan.shadow_unlearned[target]):
@@ -227,10 +205,7 @@ def _ulira_entry(spec: Spec, data: AuditData, plan: Plan, obs: Observations, tar
     labels = obs.y_pool[forget]
     entry = _entry(spec, data, positives, negatives, labels, len(keys), len(shadow_keys), target, "ulira",
                    version=ulira.VERSION)
-    entry["per_class_auc"] = {}  # both sides are forget points: a per-class slice is the same game per class
-    for c in np.unique(labels):
-        pos, neg = positives[:, labels == c].ravel(), negatives[:, labels == c].ravel()
-        entry["per_class_auc"][str(int(c))] = auc(
-            np.concatenate([pos, neg]), np.concatenate([np.ones(len(pos), bool), np.zeros(len(neg), bool)]))
+    # both sides are forget points: a per-class slice is the same game within each class
+    entry["per_class_auc"] = _per_class(positives, negatives, labels, negative_labels=labels)
     entry["n_reference_models"] = len(reference)
     return entry
