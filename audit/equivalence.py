@@ -224,6 +224,43 @@ def resolution(n_models: int) -> float:
     return math.log(n_models)
 
 
+def _drawn_alike(u: np.ndarray, r: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """Both sides' values of each example pooled and dealt out again at random: two
+    populations drawn alike, whose ε is the floor N models can resolve on these values."""
+    pooled = rng.permuted(np.concatenate([u, r]), axis=0)
+    return pooled[: len(u)], pooled[len(u):]
+
+
+def permutation_min_p(nu: int, nr: int, resamples: int) -> float:
+    """The expected p of the per-example permutation test on perfectly separated values: the
+    +1 of the estimate, plus the share of relabellings that reproduce the split (or its mirror)."""
+    splits = math.comb(nu + nr, nu)
+    return (1 + resamples * (2 if nu == nr else 1) / splits) / (1 + resamples)
+
+
+def tost_decision(tests: dict[str, dict[str, Any]], margin: float, alpha: float) -> dict[str, Any]:
+    """equivalent when Welch and bootstrap TOST both show |μ_u − μ_r| < margin; different when
+    both 1 − 2α intervals lie wholly outside ±margin (equivalence rejected at level α);
+    otherwise undecided, with the margin the tests could have shown."""
+    welch = tests["welch"]
+    if welch["ci"] is None:
+        return {"decision": "undecided", "why": f"too few models ({welch['n_u']} and {welch['n_r']})"}
+    level = f"{100 * (1 - 2 * alpha):g} %"
+    interval = ", ".join(f"{name} [{t['ci'][0]:.4g}, {t['ci'][1]:.4g}]" for name, t in tests.items())
+    if all(t["equivalent"] for t in tests.values()):
+        return {"decision": "equivalent", "why": f"{level} intervals {interval} lie inside ±{margin:g}"}
+    if all(t["ci"][0] >= margin or t["ci"][1] <= -margin for t in tests.values()):
+        return {"decision": "different", "why": f"{level} intervals {interval} lie outside ±{margin:g}"}
+    detectable = max(t["detectable_margin"] for t in tests.values())
+    if detectable > margin:
+        power = (f"underpowered: with {welch['n_u']} and {welch['n_r']} models the tests show equivalence "
+                 f"(80 % power) only within ±{detectable:.3g}, wider than the margin; add models")
+    else:
+        power = (f"the difference {welch['difference']:.4g} lies near the margin (the tests resolve "
+                 f"±{detectable:.3g}): neither equivalence nor a difference beyond it is shown")
+    return {"decision": "undecided", "why": f"{level} intervals {interval} straddle ±{margin:g}; {power}"}
+
+
 def _numbers(value: Any) -> Any:
     """`value` with numpy scalars and arrays as plain JSON numbers and lists."""
     if isinstance(value, dict):
@@ -255,26 +292,31 @@ def method_equivalence(unlearned_phi: np.ndarray, retrained_phi: np.ndarray, unl
     tost = {}
     for name in ("UA", "RA", "TA", "MIA"):
         a, b = unlearned_metrics[name]["per_seed"], retrained_metrics[name]["per_seed"]
-        tost[name] = {
+        tests = {
             "welch": _numbers(stats.tost_welch(a, b, settings.margin, settings.alpha)),
             "bootstrap": _numbers(stats.tost_bootstrap(a, b, settings.margin,
                                                        numpy_generator("equivalence", "tost", name, *seed),
                                                        settings.alpha)),
         }
+        tost[name] = {**tost_decision(tests, settings.margin, settings.alpha), **tests}
+    null = per_example_epsilon(*_drawn_alike(u, r, numpy_generator("equivalence", "null", *seed)))
     return {
         "n_models": n, "n_examples": int(u.shape[1]), "resolution": resolution(n),
         "neurips2023": {
             "version": NEURIPS2023_VERSION, "eps": eps.tolist(), "eps_median": float(np.median(eps)),
             "eps_q90": float(np.quantile(eps, 0.9)), "forget_score": score,
             "final_score": score * mean["RA"] * mean["TA"],
+            "null": {"eps_median": float(np.median(null)), "eps_q90": float(np.quantile(null, 0.9))},
         },
         "high_confidence": _numbers({k: v for k, v in high.items() if k not in ("eps", "threshold", "direction")}),
         "per_example": {
             "alpha": settings.alpha,
-            "ks": {"fraction_different": float(ks_rejected.mean()), "median_statistic": float(np.median(ks))},
+            "ks": {"fraction_different": float(ks_rejected.mean()), "median_statistic": float(np.median(ks)),
+                   "alpha": settings.alpha, "min_p_value": float(stats.ks_per_example(np.zeros(n), np.ones(n))[1][0])},
             "permutation": {"fraction_different": float(perm_rejected.mean()),
                             "median_abs_effect": float(np.median(np.abs(stats.cohens_d_per_example(u, r)))),
-                            "resamples": settings.permutations},
+                            "resamples": settings.permutations, "alpha": settings.alpha,
+                            "min_p_value": permutation_min_p(n, n, settings.permutations)},
         },
         "tost": tost,
     }
