@@ -14,13 +14,14 @@ from attacks.mia.probe import mia_results
 from attacks.mia.signals import logit_scaled_confidence
 from audit import __version__
 from audit.data import AuditData
-from audit.equivalence import method_equivalence
+from audit.equivalence import NEURIPS2023_VERSION, method_equivalence
 from audit.errors import SalunInputError
 from audit.execute import CPU_THREADS_PER_JOB
 from audit.manifest import code_version, environment, plugins_used
 from audit.metrics import METRICS, avg_gap, classification_metrics
 from audit.observe import StoredObservations
 from audit.plan import Plan
+from audit.policy import DEFAULT_RULES, FAIL, PASS, apply_policy, combine
 from audit.spec import Spec
 from audit.stats import summarize
 from audit.store import Store, write_text_atomic
@@ -28,7 +29,6 @@ from audit.store import Store, write_text_atomic
 SCHEMA = "salun.results/1"
 METRICS_PROBE = ("metrics", "1")
 TIMING_KEYS = frozenset({"created", "runtime_s", "wall_time_s"})
-PASS, FAIL, INCONCLUSIVE = "PASS", "FAIL", "INCONCLUSIVE"
 
 
 def _metrics_of(store: Store, plan: Plan, model_key: str, data: AuditData, spec: Spec) -> dict[str, float] | None:
@@ -75,8 +75,8 @@ def _method(label: str, keys: list[str], references: list[dict[str, float]], spe
         "why": "; ".join(f"seed {f['seed']}: {f['reason']}" for f in failures) or "finite weights on every seed",
     }
     rule = {
-        "rule": "unlearning finishes with finite weights on every seed", "probe": METRICS_PROBE[0],
-        "method": label, "value": len(failures), "threshold": 0, "verdict": verdict,
+        "method": label, "rule": "unlearning finishes with finite weights on every seed", "probe": "metrics.failures",
+        "op": "<=", "threshold": 0, "value": len(failures), "interval": None, "verdict": verdict, "reason": probe["why"],
     }
     return table, probe, rule
 
@@ -94,8 +94,12 @@ def build_results(spec: Spec, data: AuditData, plan: Plan, store: Store, device:
         verdicts.append(rule)
     mia = mia_results(spec, data, plan, store)
     equivalence = equivalence_results(spec, data, plan, store, metrics, _summaries(references, METRICS))
-    probes += _mia_probes(mia)
-    overall, reason = _overall(verdicts)
+    namespaces = {label: {"equivalence": equivalence.get(label), "mia": mia.get("methods", {}).get(label),
+                          "metrics": metrics[label]} for label in plan.unlearned}
+    decided = apply_policy(spec.policy.rules, namespaces,
+                           {label: section.method for label, section in spec.unlearners.items()}, verdicts)
+    probes += _mia_probes(mia) + _equivalence_probes(equivalence)
+    _probe_verdicts(probes, decided["verdicts"])
     return {
         "schema": SCHEMA,
         "salun_version": __version__,
@@ -113,9 +117,11 @@ def build_results(spec: Spec, data: AuditData, plan: Plan, store: Store, device:
         "mia": mia,
         "equivalence": equivalence,
         "probes": probes,
-        "verdicts": verdicts,
-        "verdict": overall,
-        "verdict_reason": reason,
+        "policy": {"rules": list(spec.policy.rules), "default": spec.policy.rules == DEFAULT_RULES},
+        "verdicts": decided["verdicts"],
+        "method_verdicts": decided["methods"],
+        "verdict": decided["verdict"],
+        "verdict_reason": decided["verdict_reason"],
     }
 
 
@@ -152,19 +158,31 @@ def _mia_probes(mia: dict[str, Any]) -> list[dict[str, Any]]:
                 "n_examples": {"members": summary.get("n_members", summary.get("n_forget")),
                                "nonmembers": summary["n_nonmembers"]},
                 "stats": {k: summary[k] for k in MIA_HEADLINE if k in summary},
-                "verdict": INCONCLUSIVE, "why": "reported; no policy rule reads membership inference yet",
             })
     return probes
 
 
-def _overall(verdicts: list[dict[str, Any]]) -> tuple[str, str]:
-    failed = [v["method"] for v in verdicts if v["verdict"] == FAIL]
-    if failed:
-        return FAIL, f"unlearning diverged for: {', '.join(failed)}"
-    return INCONCLUSIVE, (
-        "metrics only: no retrain-equivalence rule was evaluated, so the audit cannot decide "
-        "whether the forget set's influence is gone"
-    )
+def _equivalence_probes(equivalence: dict[str, Any]) -> list[dict[str, Any]]:
+    """One retrain-equivalence probe per method, with its headline numbers."""
+    return [{
+        "id": "equivalence", "version": NEURIPS2023_VERSION, "method": label,
+        "n_models": entry["n_models"], "n_examples": entry["n_examples"], "resolution": entry["resolution"],
+        "stats": {"eps_median": entry["neurips2023"]["eps_median"],
+                  "forget_score": entry["neurips2023"]["forget_score"],
+                  "fraction_different_ks": entry["per_example"]["ks"]["fraction_different"],
+                  **{f"tost_{name}": tost["decision"] for name, tost in entry["tost"].items()}},
+    } for label, entry in equivalence.items()]
+
+
+def _probe_verdicts(probes: list[dict[str, Any]], rows: list[dict[str, Any]]) -> None:
+    """Each probe's verdict combines the rules that read it; a probe no rule reads is only reported."""
+    for probe in probes:
+        if "verdict" in probe:
+            continue
+        read = [row for row in rows if row["method"] == probe["method"]
+                and (row["probe"] + ".").startswith(probe["id"] + ".")]
+        probe["verdict"] = combine([row["verdict"] for row in read]) if read else "REPORTED"
+        probe["why"] = "; ".join(f"{row['rule']}: {row['verdict']}" for row in read) or "no policy rule reads it"
 
 
 def _manifest(spec: Spec, data: AuditData, plan: Plan, device: torch.device) -> dict[str, Any]:

@@ -19,6 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator,
 from audit.augment import POLICIES
 from audit.errors import SalunInputError
 from audit.params import describe_errors, validate_keywords
+from audit.policy import DEFAULT_RULES, parse_rule
 from audit.registry import DATASETS, MODELS, UNLEARNERS
 
 DEFAULT_SPEC_RESOURCE = "default_audit.toml"
@@ -167,6 +168,22 @@ class EquivalenceSection(Section):
     permutations: int = Field(default=1000, ge=1)
 
 
+class PolicySection(Section):
+    """The rules a method must meet; each gives PASS, FAIL or INCONCLUSIVE (audit/policy.py)."""
+
+    rules: tuple[str, ...] = DEFAULT_RULES
+
+    @field_validator("rules", mode="before")
+    @classmethod
+    def _parsed(cls, raw: Any) -> Any:
+        if not isinstance(raw, (list, tuple)) or not raw:
+            raise SalunInputError("policy.rules: expected a non-empty list of rules such as "
+                                  '["mia.ulira.auc <= 0.55"]')
+        for i, text in enumerate(raw):
+            parse_rule(text, f"policy.rules[{i}]")
+        return tuple(raw)
+
+
 class UnlearnerSection(Section):
     """One method to audit: a registered unlearner and its hyperparameters, defaults filled."""
 
@@ -186,6 +203,7 @@ class Spec(Section):
     metrics: MetricsSection = Field(default_factory=MetricsSection)
     attacks: AttacksSection = Field(default_factory=AttacksSection)
     equivalence: EquivalenceSection = Field(default_factory=EquivalenceSection)
+    policy: PolicySection = Field(default_factory=PolicySection)
     unlearners: dict[str, UnlearnerSection]
 
     _base_dir: Path = PrivateAttr(default_factory=Path.cwd)
@@ -232,6 +250,7 @@ class Spec(Section):
             "metrics": table(self.metrics),
             "attacks": _jsonable(self.attacks.model_dump(mode="json")),
             "equivalence": table(self.equivalence),
+            "policy": {"rules": list(self.policy.rules)},
             "unlearners": {label: _jsonable(u.flat()) for label, u in self.unlearners.items()},
         }
 

@@ -54,7 +54,14 @@ def test_results_carry_the_manifest_and_every_metric_with_its_uncertainty(refere
             assert row[name]["ci95"][0] <= row[name]["mean"] <= row[name]["ci95"][1]
         for name in ("UA", "RA", "TA", "MIA", "avg_gap"):
             assert 0 <= row[name]["mean"] <= 1
-    assert reference["verdict"] == "INCONCLUSIVE"
+    rows = [v for v in reference["verdicts"] if v["rule"] in reference["policy"]["rules"]]
+    assert reference["policy"]["default"] and len(rows) == len(reference["metrics"]) * len(reference["policy"]["rules"])
+    for row in rows:
+        if row["probe"].startswith("equivalence.per_example"):  # 3 models per side: KS p >= 0.1
+            assert row["verdict"] == "INCONCLUSIVE" and "smallest p-value is 0.1" in row["reason"]
+        if row["probe"].startswith("mia."):
+            assert row["verdict"] == "INCONCLUSIVE" and "attacks.run is empty" in row["reason"]
+    assert reference["method_verdicts"]["identity"]["verdict"] == "FAIL"
     assert {p["method"] for p in reference["probes"]} == set(RUN["unlearners"])
 
 
@@ -123,6 +130,10 @@ def test_the_default_example_shows_what_unlearning_should_and_should_not_look_li
     assert identity_gap["ci95"][0] > retrain_gap["ci95"][1]
     assert identity_gap["mean"] > 2 * retrain_gap["mean"]
     assert (tmp_path / "out" / "report.html").is_file()
+    controls = results["method_verdicts"]
+    assert controls["identity"]["verdict"] == "FAIL" and controls["retrain"]["verdict"] == "PASS"
+    assert controls["identity"]["control_problem"] is None and controls["retrain"]["control_problem"] is None
+    assert results["verdict"] == "FAIL" and "salun" in results["verdict_reason"]
 
 
 @pytest.mark.slow

@@ -79,3 +79,18 @@ def test_list_shows_every_plugin_and_where_it_came_from(cli):
         assert "salun 0.1.0" in line
     for group in ("salun.unlearners", "salun.attacks", "salun.datasets", "salun.models"):
         assert group in out
+
+
+@pytest.mark.parametrize(("rule", "code", "verdict"), [
+    ("metrics.RA >= 0.5", 0, "PASS"),
+    ("metrics.RA <= 0.5", 1, "FAIL"),
+    ("mia.ulira.auc <= 0.55", 3, "INCONCLUSIVE"),
+])
+def test_gate_exits_with_the_policy_verdict(cli, tmp_path, rule, code, verdict):
+    config = small_config(audit={"seeds": 2, "store": str(tmp_path.parent / "gate-store")},
+                          policy={"rules": [rule]}, unlearners={"finetune": {"epochs": 2}})
+    path = write_toml(tmp_path / "gate.toml", config)
+    assert cli("audit", str(path), "--gate", cwd=tmp_path)[0] == code
+    results = json.loads((tmp_path / "salun-report" / "results.json").read_text())
+    assert results["verdict"] == verdict and results["policy"]["rules"] == [rule]
+    assert cli("audit", str(path), cwd=tmp_path)[0] == 0  # without --gate the verdict does not set the exit code

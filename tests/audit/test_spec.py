@@ -66,6 +66,11 @@ def test_digest_follows_the_experiment_not_the_store_folder():
         ({"unlearners": {"finetune": {"lr": "x"}}}, "unlearners.finetune.lr: Input should be a valid number"),
         ({"unlearners": {"ft": {"method": "finetune", "epoch": 3}}}, "unlearners.ft.epoch: unknown field (did you mean 'epochs'?)"),
         ({"unlearners": {}}, "unlearners: no method to audit"),
+        ({"policy": {"rules": []}}, "policy.rules: expected a non-empty list"),
+        ({"policy": {"rules": ["mia.ulira.auc <= 0.55", "mia.ulira.auc ~ 0.5"]}}, "policy.rules[1]: expected `<path> <op>"),
+        ({"policy": {"rules": ["accuracy <= 0.5"]}}, "policy.rules[0]: the path 'accuracy' must start with one of"),
+        ({"policy": {"rules": ['equivalence.tost.UA <= "equivalent"']}}, "policy.rules[0]: a string threshold takes =="),
+        ({"policy": {"rules": ["mia.ulira.auc <= high"]}}, "policy.rules[0]: threshold 'high' is neither"),
     ],
 )
 def test_bad_fields_are_named_by_their_path(overrides, expected):

@@ -1,0 +1,139 @@
+"""Policy rules: parsing, the three verdicts with their reasons, and the controls."""
+
+import pytest
+
+from audit.equivalence import tost_decision
+from audit.errors import SalunInputError
+from audit.policy import (DEFAULT_RULES, FAIL, INCONCLUSIVE, PASS, apply_policy, evaluate_rule, overall_verdict,
+                          parse_rule)
+from audit.stats import tost_welch
+
+
+def judge(text, namespace):
+    return evaluate_rule(parse_rule(text), namespace)
+
+
+def test_rules_parse_into_path_operator_and_threshold():
+    rule = parse_rule("  mia.ulira.auc<=0.55 ")
+    assert (rule.path, rule.op, rule.threshold) == (("mia", "ulira", "auc"), "<=", 0.55)
+    rule = parse_rule("equivalence.tost.UA == 'equivalent'")
+    assert (rule.op, rule.threshold) == ("==", "equivalent")
+    assert rule.holds("equivalent") and not rule.holds("different")
+    for text in DEFAULT_RULES:
+        parse_rule(text)
+    with pytest.raises(SalunInputError, match="policy.rules: threshold must be finite"):
+        parse_rule("metrics.UA >= nan")
+
+
+@pytest.mark.parametrize(("interval", "expected"), [
+    ([0.57, 0.63], FAIL), ([0.52, 0.58], INCONCLUSIVE), ([0.48, 0.53], PASS)])
+def test_a_number_with_an_interval_decides_only_when_the_whole_interval_agrees(interval, expected):
+    namespace = {"mia": {"ulira": {"auc": {"value": sum(interval) / 2, "ci95": interval}}}}
+    row = judge("mia.ulira.auc <= 0.55", namespace)
+    assert row["verdict"] == expected and row["interval"] == interval and row["threshold"] == 0.55
+    assert f"[{interval[0]:.4g}, {interval[1]:.4g}]" in row["reason"]
+
+
+def test_lower_bound_rules_read_the_interval_from_the_other_end():
+    namespace = {"metrics": {"TA": {"mean": 0.95, "ci95": [0.93, 0.97], "n": 5}}}
+    assert judge("metrics.TA >= 0.9", namespace)["verdict"] == PASS
+    assert judge("metrics.TA >= 0.94", namespace)["verdict"] == INCONCLUSIVE
+    assert judge("metrics.TA > 0.98", namespace)["verdict"] == FAIL
+
+
+def test_an_epsilon_bound_below_what_alike_populations_give_is_inconclusive_not_failed():
+    neurips = {"eps_median": 1.7, "null": {"eps_median": 1.61}}
+    namespace = {"equivalence": {"neurips2023": neurips}}
+    row = judge("equivalence.neurips2023.eps_median <= 1.0", namespace)
+    assert row["verdict"] == INCONCLUSIVE and "1.61" in row["reason"] and "below what they resolve" in row["reason"]
+    assert judge("equivalence.neurips2023.eps_median <= 1.65", namespace)["verdict"] == FAIL
+    assert judge("equivalence.neurips2023.eps_median <= 2.0", namespace)["verdict"] == PASS
+
+
+def test_a_certified_bound_that_could_never_exceed_the_threshold_cannot_pass():
+    namespace = {"equivalence": {"high_confidence": {"median": 0.0, "max_certifiable": 0.9}}}
+    row = judge("equivalence.high_confidence.median <= 1.0", namespace)
+    assert row["verdict"] == INCONCLUSIVE and "0.9" in row["reason"]
+    assert judge("equivalence.high_confidence.median <= 0.5", namespace)["verdict"] == PASS
+    namespace["equivalence"]["high_confidence"]["median"] = 0.7
+    assert judge("equivalence.high_confidence.median <= 0.5", namespace)["verdict"] == FAIL
+
+
+def test_a_per_example_test_that_cannot_flag_anything_passes_nothing():
+    ks = {"fraction_different": 0.0, "alpha": 0.05, "min_p_value": 0.1}
+    namespace = {"equivalence": {"per_example": {"ks": ks}}}
+    row = judge("equivalence.per_example.ks.fraction_different <= 0.05", namespace)
+    assert row["verdict"] == INCONCLUSIVE and "smallest p-value is 0.1" in row["reason"]
+    ks["min_p_value"] = 1e-5
+    assert judge("equivalence.per_example.ks.fraction_different <= 0.05", namespace)["verdict"] == PASS
+    ks["fraction_different"] = 0.2
+    assert judge("equivalence.per_example.ks.fraction_different <= 0.05", namespace)["verdict"] == FAIL
+
+
+@pytest.mark.parametrize(("decision", "expected"), [
+    ("equivalent", PASS), ("different", FAIL), ("undecided", INCONCLUSIVE)])
+def test_equivalence_decisions_map_to_verdicts_with_the_tests_reason(decision, expected):
+    namespace = {"equivalence": {"tost": {"MIA": {"decision": decision, "why": f"because {decision}"}}}}
+    row = judge('equivalence.tost.MIA == "equivalent"', namespace)
+    assert row["verdict"] == expected and row["value"] == decision and row["reason"] == f"because {decision}"
+
+
+def test_tost_decision_separates_equivalent_different_and_underpowered():
+    close = [0.50, 0.51, 0.49, 0.50, 0.505, 0.495]
+    far = [0.60, 0.61, 0.59, 0.60, 0.605, 0.595]
+    noisy = [0.3, 0.7, 0.45, 0.62, 0.38, 0.55]
+
+    def decide(u, r):
+        tests = {"welch": tost_welch(u, r, 0.02), "bootstrap": tost_welch(u, r, 0.02)}
+        return tost_decision(tests, 0.02, 0.05)
+
+    assert decide(close, close)["decision"] == "equivalent"
+    assert decide(far, close)["decision"] == "different"
+    underpowered = decide(noisy, close)
+    assert underpowered["decision"] == "undecided" and "underpowered" in underpowered["why"]
+    assert decide([0.5], close)["decision"] == "undecided"
+
+
+def test_numbers_that_were_not_computed_are_inconclusive_and_say_why():
+    assert "attacks.run is empty" in judge("mia.ulira.auc <= 0.55", {"mia": None})["reason"]
+    row = judge("mia.ulira.auc <= 0.55", {"mia": {"lira_offline": {}}})
+    assert row["verdict"] == INCONCLUSIVE and "attack 'ulira' was not run" in row["reason"]
+    row = judge("equivalence.neurips2023.eps_medain <= 2", {"equivalence": {"neurips2023": {"eps_median": 1.0}}})
+    assert row["verdict"] == INCONCLUSIVE and "did you mean 'eps_median'?" in row["reason"]
+
+
+def method(verdict, control=None):
+    return {"verdict": verdict, "control": control}
+
+
+def controls(identity, retrain):
+    from audit.policy import _control_problem
+    out = {}
+    for name, verdict in (("identity", identity), ("retrain", retrain)):
+        out[name] = {**method(verdict, name), "control_problem": _control_problem(name, verdict)}
+    return out
+
+
+def test_the_overall_verdict_trusts_a_pass_only_when_the_policy_fails_the_identity_control():
+    assert overall_verdict({**controls(FAIL, PASS), "salun": method(PASS)})[0] == PASS
+    verdict, reason = overall_verdict({**controls(PASS, PASS), "salun": method(PASS)})
+    assert verdict == INCONCLUSIVE and "does not fail the identity control" in reason
+    verdict, reason = overall_verdict({**controls(FAIL, FAIL), "salun": method(FAIL)})
+    assert verdict == INCONCLUSIVE and "stricter than retraining" in reason
+    assert overall_verdict({**controls(FAIL, PASS), "salun": method(FAIL), "ft": method(PASS)}) == \
+        (FAIL, "salun fail the policy")
+    assert overall_verdict({**controls(FAIL, PASS), "salun": method(INCONCLUSIVE)})[0] == INCONCLUSIVE
+    verdict, reason = overall_verdict({"salun": method(PASS)})
+    assert verdict == PASS and "no identity or retrain control" in reason
+
+
+def test_apply_policy_evaluates_every_rule_on_every_method():
+    good = {"mia": {"ulira": {"auc": {"value": 0.5, "ci95": [0.48, 0.52]}}}}
+    leaky = {"mia": {"ulira": {"auc": {"value": 0.6, "ci95": [0.58, 0.62]}}}}
+    decided = apply_policy(("mia.ulira.auc <= 0.55", "mia.ulira.auc >= 0.4"),
+                           {"identity": leaky, "retrain": good, "salun": good},
+                           {"identity": "identity", "retrain": "retrain", "salun": "salun"})
+    assert len(decided["verdicts"]) == 6
+    assert {label: m["verdict"] for label, m in decided["methods"].items()} == \
+        {"identity": FAIL, "retrain": PASS, "salun": PASS}
+    assert decided["verdict"] == PASS
