@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import json
 import math
 from pathlib import Path
@@ -14,6 +15,7 @@ from attacks.mia.probe import mia_results
 from attacks.mia.signals import logit_scaled_confidence
 from audit import __version__
 from audit.data import AuditData
+from audit.describe import limitations, tests_run
 from audit.equivalence import NEURIPS2023_VERSION, method_equivalence
 from audit.errors import SalunInputError
 from audit.execute import CPU_THREADS_PER_JOB
@@ -29,6 +31,7 @@ from audit.store import Store, write_text_atomic
 SCHEMA = "salun.results/1"
 METRICS_PROBE = ("metrics", "1")
 TIMING_KEYS = frozenset({"created", "runtime_s", "wall_time_s"})
+RUN_KEYS = frozenset({"command"})  # how this run was invoked: not a result
 
 
 def _metrics_of(store: Store, plan: Plan, model_key: str, data: AuditData, spec: Spec) -> dict[str, float] | None:
@@ -42,6 +45,12 @@ def _summaries(rows: list[dict[str, float]], names: tuple[str, ...]) -> dict[str
     """Each named quantity summarised over seeds; fractions keep their interval inside [0, 1]."""
     return {name: summarize([row[name] for row in rows], bounds=(0.0, math.inf) if name == "runtime_s" else (0.0, 1.0))
             for name in names}
+
+
+def forget_digest(data: AuditData) -> str:
+    """SHA-256 of the forget request as dataset indices, one per line, ascending."""
+    indices = sorted(int(i) for i in data.pool_index[data.forget])
+    return hashlib.sha256("".join(f"{i}\n" for i in indices).encode()).hexdigest()
 
 
 def _sizes(data: AuditData) -> dict[str, int]:
@@ -81,7 +90,8 @@ def _method(label: str, keys: list[str], references: list[dict[str, float]], spe
     return table, probe, rule
 
 
-def build_results(spec: Spec, data: AuditData, plan: Plan, store: Store, device: torch.device) -> dict[str, Any]:
+def build_results(spec: Spec, data: AuditData, plan: Plan, store: Store, device: torch.device,
+                  command: str | None = None) -> dict[str, Any]:
     originals = [_metrics_of(store, plan, key, data, spec) for key in plan.originals]
     references = [_metrics_of(store, plan, key, data, spec) for key in plan.retrains]
     if any(m is None for m in originals + references):
@@ -96,22 +106,24 @@ def build_results(spec: Spec, data: AuditData, plan: Plan, store: Store, device:
     equivalence = equivalence_results(spec, data, plan, store, metrics, _summaries(references, METRICS))
     namespaces = {label: {"equivalence": equivalence.get(label), "mia": mia.get("methods", {}).get(label),
                           "metrics": metrics[label]} for label in plan.unlearned}
-    decided = apply_policy(spec.policy.rules, namespaces,
-                           {label: section.method for label, section in spec.unlearners.items()}, verdicts)
+    methods = {label: section.method for label, section in spec.unlearners.items()}
+    decided = apply_policy(spec.policy.rules, namespaces, methods, verdicts)
     probes += _mia_probes(mia) + _equivalence_probes(equivalence)
     _probe_verdicts(probes, decided["verdicts"])
+    scope = {
+        "dataset": data.dataset, "num_classes": data.num_classes, "pool": len(data.pool),
+        "test": len(data.test), "forget_kind": spec.forget.kind,
+        "forget_classes": list(data.forget_classes), **{f"{k}_size": v for k, v in _sizes(data).items()},
+        "forget_digest": forget_digest(data), "models_per_population": len(plan.seeds),
+        "model": spec.model.arch, "methods": list(plan.unlearned), "device": device.type,
+    }
     return {
         "schema": SCHEMA,
         "salun_version": __version__,
         "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-        "manifest": _manifest(spec, data, plan, device),
+        "manifest": {**_manifest(spec, data, plan, device), "command": command},
         "spec": spec.to_dict(),
-        "scope": {
-            "dataset": data.dataset, "num_classes": data.num_classes, "pool": len(data.pool),
-            "test": len(data.test), "forget_kind": spec.forget.kind,
-            "forget_classes": list(data.forget_classes), **{f"{k}_size": v for k, v in _sizes(data).items()},
-            "models_per_population": len(plan.seeds),
-        },
+        "scope": scope,
         "populations": {"original": _summaries(originals, METRICS), "retrain": _summaries(references, METRICS)},
         "metrics": metrics,
         "mia": mia,
@@ -122,6 +134,8 @@ def build_results(spec: Spec, data: AuditData, plan: Plan, store: Store, device:
         "method_verdicts": decided["methods"],
         "verdict": decided["verdict"],
         "verdict_reason": decided["verdict_reason"],
+        "method": tests_run(spec, scope, mia, equivalence),
+        "limitations": limitations(spec, mia, equivalence, decided["verdicts"], methods),
     }
 
 
@@ -224,9 +238,9 @@ def load_results(path: Path) -> dict[str, Any]:
 
 
 def without_timings(value: Any) -> Any:
-    """The results with wall-clock timings and timestamps removed, for comparing two runs."""
+    """The results without wall-clock timings, timestamps and the invoking command, for comparing two runs."""
     if isinstance(value, dict):
-        return {k: without_timings(v) for k, v in value.items() if k not in TIMING_KEYS}
+        return {k: without_timings(v) for k, v in value.items() if k not in TIMING_KEYS | RUN_KEYS}
     if isinstance(value, list):
         return [without_timings(v) for v in value]
     return value

@@ -23,6 +23,7 @@ from audit.policy import DEFAULT_RULES, parse_rule
 from audit.registry import DATASETS, MODELS, UNLEARNERS
 
 DEFAULT_SPEC_RESOURCE = "default_audit.toml"
+REPORT_FORMATS = ("html", "pdf", "junit")  # written by every audit unless audit.reports says otherwise
 MIA_FEATURES = ("confidence", "correctness", "entropy", "modified_entropy", "probabilities")
 
 
@@ -35,6 +36,12 @@ class AuditSection(Section):
     seeds: int = Field(default=3, ge=1, le=10_000)
     device: Literal["auto", "cpu", "cuda"] = "auto"
     store: str = ".salun-store"
+    reports: tuple[Literal[REPORT_FORMATS], ...] = REPORT_FORMATS  # type: ignore[valid-type]
+
+    @field_validator("reports", mode="before")
+    @classmethod
+    def _tuple(cls, raw: Any) -> Any:
+        return tuple(raw) if isinstance(raw, list) else raw
 
 
 class DataSection(Section):
@@ -255,9 +262,9 @@ class Spec(Section):
         }
 
     def digest(self) -> str:
-        """SHA-256 of the canonical JSON of the resolved spec (the store folder left out)."""
+        """SHA-256 of the canonical JSON of the resolved spec (the store folder and the report formats left out)."""
         resolved = self.to_dict()
-        resolved["audit"] = {k: v for k, v in resolved["audit"].items() if k != "store"}
+        resolved["audit"] = {k: v for k, v in resolved["audit"].items() if k not in ("store", "reports")}
         return hashlib.sha256(canonical_json(resolved).encode()).hexdigest()
 
 

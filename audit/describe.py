@@ -1,0 +1,111 @@
+"""The plain-words parts of results.json: what each test assumes and resolves, and what the
+audit cannot show. Reports print them as they are; every number in them comes from the
+results they describe."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from audit.spec import ATTACK_NAMES
+
+
+def _range(values: list[float], fmt: str = "{:.3g}") -> str:
+    low, high = min(values), max(values)
+    return fmt.format(low) if low == high else f"{fmt.format(low)} to {fmt.format(high)}"
+
+
+def tests_run(spec: Any, scope: dict[str, Any], mia: dict[str, Any], equivalence: dict[str, Any]) -> list[dict]:
+    """One entry per kind of test that ran: name, version, assumptions, N, resolution, α."""
+    n = scope["models_per_population"]
+    tests = [{
+        "name": "Metrics against retraining (UA, RA, TA, MIA-Efficacy, Avg. Gap)", "version": "1",
+        "assumptions": "each seed's model is an independent draw; the 95 % Student-t interval of a mean "
+                       "assumes roughly normal per-seed values",
+        "n": f"{n} models per population", "resolution": "the width of each interval", "alpha": 0.05,
+    }]
+    if mia.get("methods"):
+        recipe = mia.get("recipe", {})
+        tests.append({
+            "name": f"Membership inference ({', '.join(spec.attacks.run)})",
+            "version": ", ".join(sorted({f"{a} {s['version']}" for m in mia["methods"].values() for a, s in m.items()
+                                         if isinstance(s, dict) and "version" in s and not a.startswith("svc_")})),
+            "assumptions": "shadow models trained with the audit's recipe on random halves of the pool stand for "
+                           "the unknown training runs; LiRA and U-LiRA model each example's score as Gaussian",
+            "n": f"{n} target models per method, {recipe.get('n_shadow_models', 0)} shadow models",
+            "resolution": f"AUC to about ±{_half_width(mia)} (bootstrap); TPR at 0.1 % FPR needs 1,000 or more "
+                          "non-members, and the report names how many stand behind each rate",
+            "alpha": spec.attacks.alpha,
+        })
+    if equivalence:
+        entries = list(equivalence.values())
+        resolutions = [e["resolution"] for e in entries]
+        tests += [{
+            "name": "NeurIPS 2023 competition per-example ε and score", "version": entries[0]["neurips2023"]["version"],
+            "assumptions": "φ is the logit-scaled confidence on each forget example; ε is a point estimate with no "
+                           "interval; the competition's rule family, δ = 1e-5, capped at 50",
+            "n": f"{_range([e['n_models'] for e in entries], '{}')} models per side",
+            "resolution": f"up to ln N = {_range(resolutions)}; populations drawn alike already give a median of "
+                          f"{_range([e['neurips2023']['null']['eps_median'] for e in entries])}",
+            "alpha": None,
+        }, {
+            "name": "High-confidence per-example ε lower bound",
+            "version": "1",
+            "assumptions": "thresholds chosen on one half of the models, rates bounded by Clopper-Pearson on the other",
+            "n": f"{_range([e['high_confidence']['n_per_side_bounding'] for e in entries], '{}')} models per side "
+                 "in the bounding half",
+            "resolution": f"at most {_range([e['high_confidence']['max_certifiable'] for e in entries])} can be certified",
+            "alpha": spec.equivalence.alpha,
+        }, {
+            "name": "Per-example two-sample tests (KS and permutation) with Benjamini-Hochberg",
+            "version": "1",
+            "assumptions": "models are independent draws; Benjamini-Hochberg assumes independent or positively "
+                           "dependent p-values across forget examples",
+            "n": f"{entries[0]['n_examples']} forget examples",
+            "resolution": f"smallest KS p-value {_range([e['per_example']['ks']['min_p_value'] for e in entries])}",
+            "alpha": spec.equivalence.alpha,
+        }, {
+            "name": "TOST equivalence of UA, RA, TA and MIA-Efficacy (Welch and bootstrap)",
+            "version": "1",
+            "assumptions": "Welch: the seed means are roughly normal; bootstrap: percentile intervals; equivalence "
+                           "needs both one-sided tests to reject",
+            "n": f"{_range([e['n_models'] for e in entries], '{}')} models per side",
+            "resolution": f"margin ±{spec.equivalence.margin:g}; margins the tests could show at 80 % power: "
+                          f"{_range([t['welch']['detectable_margin'] for e in entries for t in e['tost'].values() if t['welch']['detectable_margin'] is not None])}",
+            "alpha": spec.equivalence.alpha,
+        }]
+    return tests
+
+
+def _half_width(mia: dict[str, Any]) -> str:
+    widths = [(s["auc"]["ci95"][1] - s["auc"]["ci95"][0]) / 2 for m in mia["methods"].values() for s in m.values()
+              if isinstance(s, dict) and isinstance(s.get("auc"), dict) and s["auc"].get("ci95")]
+    return f"{max(widths):.3f}" if widths else "?"
+
+
+def limitations(spec: Any, mia: dict[str, Any], equivalence: dict[str, Any], rows: list[dict],
+                methods: dict[str, str]) -> list[str]:
+    """What this audit cannot show, in the order a reader should weigh them."""
+    out = []
+    if equivalence:
+        e = next(iter(equivalence.values()))
+        out.append(f"With {e['n_models']} models per side, ε is resolvable only up to about ln N = {e['resolution']:.2f}; "
+                   f"a leak larger than that shows as the cap, and a bound below "
+                   f"{e['neurips2023']['null']['eps_median']:.2f} cannot be told from chance.")
+    else:
+        out.append("No retrain-equivalence test ran: each side needs at least 2 usable models.")
+    missing = [name for name in ATTACK_NAMES if name not in spec.attacks.run]
+    if missing:
+        out.append(f"Membership-inference attacks not run: {', '.join(missing)}.")
+    out.append("No relearning attack ran: knowledge an unlearning method hides rather than removes, and that "
+               "fine-tuning on retain data would bring back, does not show in these probes.")
+    undecided = [r for r in rows if r["verdict"] == "INCONCLUSIVE"]
+    if undecided:
+        out.append(f"{len(undecided)} of {len(rows)} rule evaluations could not decide with these models "
+                   "(their reasons are listed with the verdicts).")
+    for control in ("identity", "retrain"):
+        if control not in methods.values():
+            out.append(f"No {control} control: the audit cannot check that its policy "
+                       f"{'fails a no-op' if control == 'identity' else 'passes a true retrain'}.")
+    out.append("The findings hold for models trained with this recipe, data and seeds; they are statistical "
+               "statements about populations, not a proof about any single deployed model.")
+    return out
