@@ -15,6 +15,9 @@ from audit.spec import Spec
 from audit.store import Store
 from audit.training import resolve_device
 from reports.html import write_html
+from reports.junit import write_junit
+from reports.markdown import write_markdown
+from reports.pdf import PdfUnavailable, write_pdf
 
 log = logging.getLogger("salun")
 
@@ -25,8 +28,10 @@ def run_audit(
     device: str | None = None,
     workers: int = 1,
     show_progress: bool = True,
+    command: str | None = None,
 ) -> dict[str, Any]:
-    """Run the audit a spec describes and write results.json and report.html under `out`."""
+    """Run the audit a spec describes and write results.json and the reports of
+    `audit.reports` under `out`; `command` is how it was invoked, for the manifest."""
     out = Path(out)
     resolved = resolve_device(device or spec.audit.device)
     data = prepare_data(spec)
@@ -40,8 +45,26 @@ def run_audit(
     if spec.attacks.run:
         log.info("scoring membership inference: %s on %d targets, %d bootstrap resamples each",
                  ", ".join(spec.attacks.run), 2 + len(plan.unlearned), spec.attacks.bootstrap)
-    write_results(build_results(spec, data, plan, store, resolved), out / "results.json")
+    write_results(build_results(spec, data, plan, store, resolved, command), out / "results.json")
     results = load_results(out / "results.json")  # reports see exactly what the file holds
-    write_html(results, out / "report.html")
-    log.info("wrote %s and %s", out / "results.json", out / "report.html")
+    written = [out / "results.json"] + write_reports(results, out, spec.audit.reports)
+    log.info("wrote %s", ", ".join(str(path) for path in written))
     return results
+
+
+def write_reports(results: dict[str, Any], out: Path, formats: tuple[str, ...],
+                  pdf_required: bool = False) -> list[Path]:
+    """The reports in `formats` under `out`. The PDF comes last: when WeasyPrint cannot run, the
+    others are written and the error says what to install (a warning unless `pdf_required`)."""
+    writers = {"html": (write_html, "report.html"), "junit": (write_junit, "junit.xml"),
+               "markdown": (write_markdown, "report.md"), "pdf": (write_pdf, "report.pdf")}
+    written = []
+    for name in sorted(formats, key=lambda f: f == "pdf"):
+        writer, filename = writers[name]
+        try:
+            written.append(writer(results, out / filename))
+        except PdfUnavailable as error:
+            if pdf_required:
+                raise
+            log.warning("%s", error)
+    return written

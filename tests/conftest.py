@@ -19,3 +19,16 @@ def cli(capsys, monkeypatch):
         return code, out, err
 
     return run
+
+
+@pytest.fixture(scope="session")
+def default_example(tmp_path_factory):
+    """The built-in default audit, run once per test session: (results, output folder)."""
+    from audit.pipeline import run_audit
+    from audit.spec import default_spec, spec_from_dict
+
+    folder = tmp_path_factory.mktemp("default-example")
+    config = default_spec().to_dict()
+    config["audit"]["store"] = str(folder / "store")
+    results = run_audit(spec_from_dict(config), folder / "out", show_progress=False)
+    return results, folder / "out"

@@ -9,7 +9,7 @@ from pathlib import Path
 from audit.spec import Spec, spec_from_dict
 
 SMALL = {
-    "audit": {"name": "small", "seeds": 2, "device": "cpu"},
+    "audit": {"name": "small", "seeds": 2, "device": "cpu", "reports": ["html", "junit"]},  # PDFs: tests/reports
     "data": {"dataset": "digits", "seed": 0},
     "forget": {"kind": "random", "fraction": 0.1},
     "model": {"arch": "mlp", "hidden": [32]},

@@ -108,9 +108,8 @@ def test_a_diverging_method_fails_with_its_reason_instead_of_crashing(tmp_path, 
     assert "failed on 2 seed(s)" in (tmp_path / "out" / "report.html").read_text()
 
 
-def test_the_default_example_shows_what_unlearning_should_and_should_not_look_like(tmp_path, monkeypatch):
-    monkeypatch.chdir(tmp_path)
-    results = run_audit(default_spec(), "out", show_progress=False)
+def test_the_default_example_shows_what_unlearning_should_and_should_not_look_like(default_example):
+    results, out = default_example
     sizes = results["scope"]
     metrics, original = results["metrics"], results["populations"]["original"]
 
@@ -129,7 +128,7 @@ def test_the_default_example_shows_what_unlearning_should_and_should_not_look_li
     identity_gap, retrain_gap = metrics["identity"]["avg_gap"], metrics["retrain"]["avg_gap"]
     assert identity_gap["ci95"][0] > retrain_gap["ci95"][1]
     assert identity_gap["mean"] > 2 * retrain_gap["mean"]
-    assert (tmp_path / "out" / "report.html").is_file()
+    assert {p.name for p in out.iterdir()} >= {"results.json", "report.html", "report.pdf", "junit.xml"}
     controls = results["method_verdicts"]
     assert controls["identity"]["verdict"] == "FAIL" and controls["retrain"]["verdict"] == "PASS"
     assert controls["identity"]["control_problem"] is None and controls["retrain"]["control_problem"] is None

@@ -42,6 +42,11 @@ def test_salun_report_re_renders_from_results_json(cli, results, tmp_path):
     code, out, _ = cli("report", str(tmp_path / "results.json"), "--out", str(tmp_path / "again"))
     assert code == 0
     assert (tmp_path / "again" / "report.html").read_text() == render_html(results)
+    code, out, _ = cli("report", str(tmp_path / "results.json"), "--format", "pdf,junit", "--out", str(tmp_path / "pj"))
+    assert code == 0 and sorted(p.name for p in (tmp_path / "pj").iterdir()) == ["junit.xml", "report.pdf"]
+    assert (tmp_path / "pj" / "report.pdf").read_bytes()[:5] == b"%PDF-"
+    code, _, err = cli("report", str(tmp_path / "results.json"), "--format", "html,docx")
+    assert code == 2 and "unknown format(s) ['docx']" in err
     (tmp_path / "bad.json").write_text("{}")
     code, _, err = cli("report", str(tmp_path / "bad.json"))
     assert code == 2 and "expected schema salun.results/1" in err

@@ -1,0 +1,129 @@
+"""The default example's report as HTML, PDF and JUnit, and what a reader's tools see in them."""
+
+import copy
+import re
+import shutil
+import subprocess
+import xml.etree.ElementTree as ET
+
+import pytest
+
+from audit.pipeline import write_reports
+from junit_schema import check_counts, check_junit_schema
+from reports import pdf
+from reports.html import render_html
+from reports.junit import render_junit
+
+SECTIONS = ("1. Verdict", "2. Scope", "3. Findings per method", "4. Method", "5. Limitations", "6. Reproduction")
+HOSTILE = "<script>alert(1)</script>"
+
+
+def pdf_pages(path):
+    from pypdf import PdfReader
+
+    return [page.extract_text() for page in PdfReader(path).pages]
+
+
+def test_the_pdf_has_every_section_in_order_with_numbered_pages_and_contents(default_example):
+    results, out = default_example
+    pages = pdf_pages(out / "report.pdf")
+    starts = [next(i for i, text in enumerate(pages) if heading in text) for heading in SECTIONS]
+    assert starts == sorted(starts) and starts[0] == 0
+    assert all(f"page {i + 1} of {len(pages)}" in text for i, text in enumerate(pages))
+    contents = pages[0].split("Contents", 1)[1]
+    for heading, start in zip(SECTIONS, starts):  # the contents give each section's page
+        title = heading.split(". ", 1)[1]
+        assert re.search(rf"{re.escape(title)}\s*\.+\s*{start + 1}\b", contents), (title, start + 1)
+    text = "\n".join(pages)
+    assert results["verdict"] in pages[0] and results["scope"]["forget_digest"][:16] in text
+    for label in results["metrics"]:
+        assert label in pages[starts[2]] or label in text
+    assert results["manifest"]["spec_digest"][:32] in "".join(pages[starts[5]:]).replace("\n", "")
+
+
+def test_the_html_is_one_file_with_nothing_to_fetch(default_example):
+    results, out = default_example
+    html = (out / "report.html").read_text()
+    for namespace in ("http://www.w3.org/2000/svg", "http://www.w3.org/1999/xlink"):
+        html = html.replace(namespace, "")
+    assert not re.search(r"""(src|href)\s*=\s*["'](?!#)""", html), "a resource outside the file"
+    assert "http://" not in html and "https://" not in html and "<script" not in html and "@import" not in html
+    assert '<meta name="viewport"' in html and "@media print" in html
+    assert html.count("<svg") >= len(results["metrics"])
+
+
+def test_the_junit_file_has_one_case_per_rule_and_validates(default_example):
+    results, out = default_example
+    root = ET.parse(out / "junit.xml").getroot()
+    check_junit_schema(root)
+    check_counts(root)
+    failures = {(c.get("classname"), c.get("name")): c.find("failure") for c in root.iter("testcase")}
+    for row in results["verdicts"]:
+        failure = failures[(f"salun.{row['method']}", row["rule"])]
+        assert (failure is not None) == (row["verdict"] == "FAIL")
+        if failure is not None:
+            assert row["reason"][:40] in failure.get("message")
+
+
+def hostile_results(results):
+    """The results with a method and the audit named like an attack on the reader."""
+    hostile = copy.deepcopy(results)
+    hostile["spec"]["audit"]["name"] = HOSTILE
+    for section in ("metrics", "method_verdicts", "equivalence"):
+        hostile[section][HOSTILE] = hostile[section].pop("salun")
+    hostile["mia"]["methods"][HOSTILE] = hostile["mia"]["methods"].pop("salun")
+    for row in hostile["verdicts"]:
+        if row["method"] == "salun":
+            row["method"] = HOSTILE
+    return hostile
+
+
+def test_user_strings_are_text_in_every_format(default_example):
+    hostile = hostile_results(default_example[0])
+    html = render_html(hostile)
+    assert HOSTILE not in html and "&lt;script&gt;alert(1)&lt;/script&gt;" in html
+    junit = render_junit(hostile)
+    assert HOSTILE not in junit
+    assert HOSTILE in {case.get("classname")[len("salun."):] for case in ET.fromstring(junit).iter("testcase")}
+    pages = "\n".join(pdf_pages_from(pdf.render_pdf(hostile)))
+    assert HOSTILE in pages  # shown as text, never run
+
+
+def pdf_pages_from(data: bytes):
+    import io
+
+    from pypdf import PdfReader
+
+    return [page.extract_text() for page in PdfReader(io.BytesIO(data)).pages]
+
+
+def test_without_weasyprints_libraries_html_and_junit_are_written_and_the_pdf_says_what_to_install(
+        default_example, tmp_path, monkeypatch, caplog):
+    def missing():
+        raise pdf.PdfUnavailable(f"PDF: WeasyPrint cannot load a system library (no libpango); {pdf.INSTALL}")
+
+    monkeypatch.setattr(pdf, "_weasyprint", missing)
+    written = write_reports(default_example[0], tmp_path, ("html", "pdf", "junit"))
+    assert [p.name for p in written] == ["report.html", "junit.xml"]
+    assert "apt install libpango-1.0-0" in caplog.text
+    with pytest.raises(pdf.PdfUnavailable, match="brew install pango"):
+        write_reports(default_example[0], tmp_path, ("pdf",), pdf_required=True)
+
+
+CHROMIUM = next((shutil.which(name) for name in ("chromium", "chromium-browser") if shutil.which(name)), None)
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="headless Chromium (Debian package `chromium`) is not installed")
+def test_chromium_loads_the_report_offline_without_errors_or_broken_figures(default_example, tmp_path):
+    _, out = default_example
+    offline = ["--headless=new", "--no-sandbox", "--disable-gpu", "--proxy-server=127.0.0.1:9",
+               "--host-resolver-rules=MAP * ~NOTFOUND", "--enable-logging=stderr", "--v=0",
+               f"--user-data-dir={tmp_path / 'profile'}"]
+    url = (out / "report.html").resolve().as_uri()
+    shot = tmp_path / "report.png"
+    run = subprocess.run([CHROMIUM, *offline, "--window-size=412,915", f"--screenshot={shot}", url],
+                         capture_output=True, text=True, timeout=120)
+    assert shot.stat().st_size > 10_000, run.stderr[-2000:]
+    assert "Uncaught" not in run.stderr and "Failed to load resource" not in run.stderr
+    dom = subprocess.run([CHROMIUM, *offline, "--dump-dom", url], capture_output=True, text=True, timeout=120).stdout
+    assert dom.count("<svg") >= 2 and "<img" not in dom

@@ -1,0 +1,162 @@
+import xml.etree.ElementTree as ET
+
+import pytest
+
+from junit_schema import check_counts, check_junit_schema
+from reports.junit import render_junit, write_junit
+
+
+def row(method, rule, verdict, value=0.1, threshold=0.05, op="<=", interval=None, reason=None):
+    return {
+        "method": method,
+        "rule": rule,
+        "probe": "equivalence.per_example",
+        "op": op,
+        "threshold": threshold,
+        "value": value,
+        "interval": interval,
+        "verdict": verdict,
+        "reason": reason or f"{method} {rule} is {verdict}",
+    }
+
+
+def synthetic(method="finetune", rule="mia.auc <= 0.55"):
+    return {
+        "created": "2026-01-02T03:04:05+00:00",
+        "spec": {"audit": {"name": "tiny"}},
+        "manifest": {"spec_digest": "abc123"},
+        "verdict": "FAIL",
+        "verdict_reason": f"{method} fails the policy",
+        "verdicts": [
+            row("identity", "fraction_different <= 0.05", "FAIL", value=0.14583333, reason="0.1458 fails <= 0.05"),
+            row("identity", rule, "PASS", value=0.5),
+            row("retrain", "fraction_different <= 0.05", "PASS", value=0.0),
+            row("retrain", rule, "PASS", value=0.5),
+            row(method, "fraction_different <= 0.05", "FAIL", value=0.8263888, interval=[0.7, 0.9]),
+            row(method, rule, "INCONCLUSIVE", value=0.5575, reason="interval [0.5373, 0.5812] contains 0.55"),
+            row(method, "tost.UA", "PASS", value="equivalent", threshold="equivalent", op="=="),
+        ],
+        "method_verdicts": {
+            "identity": {"verdict": "FAIL", "control": "identity", "expected": "FAIL", "control_problem": None},
+            "retrain": {"verdict": "PASS", "control": "retrain", "expected": "PASS", "control_problem": None},
+            method: {"verdict": "FAIL", "control": None, "expected": None, "control_problem": None},
+        },
+    }
+
+
+def parse(results) -> ET.Element:
+    return ET.fromstring(render_junit(results))
+
+
+def test_counts_and_testcases():
+    root = parse(synthetic())
+    assert root.tag == "testsuites"
+    assert root.get("name") == "salun: tiny"
+    assert [s.get("name") for s in root] == ["identity", "retrain", "finetune", "audit"]
+    assert (root.get("tests"), root.get("failures"), root.get("skipped"), root.get("errors")) == ("10", "3", "1", "0")
+    check_counts(root)
+    finetune = root.find("testsuite[@name='finetune']")
+    assert (finetune.get("tests"), finetune.get("failures"), finetune.get("skipped")) == ("3", "1", "1")
+    assert finetune.get("timestamp") == "2026-01-02T03:04:05+00:00"
+    for case in root.iter("testcase"):
+        assert case.get("classname") and case.get("name") and case.get("time") == "0"
+    assert {c.get("classname") for c in finetune.iter("testcase")} == {"salun.finetune"}
+
+
+def test_failure_skipped_and_pass_content():
+    root = parse(synthetic())
+    failure = root.find("testsuite[@name='finetune']/testcase[@name='fraction_different <= 0.05']/failure")
+    assert failure.get("type") == "FAIL"
+    message = failure.get("message")
+    assert "value 0.8264" in message and "threshold <= 0.05" in message
+    assert "finetune fraction_different <= 0.05 is FAIL" in message
+    assert "finetune fraction_different <= 0.05 is FAIL" in failure.text and "interval [0.7, 0.9]" in failure.text
+    skipped = root.find("testsuite[@name='finetune']/testcase[@name='mia.auc <= 0.55']/skipped")
+    assert skipped.get("message") == "INCONCLUSIVE: interval [0.5373, 0.5812] contains 0.55"
+    passed = root.find("testsuite[@name='finetune']/testcase[@name='tost.UA']")
+    assert len(passed.findall("failure")) == len(passed.findall("skipped")) == 0
+    assert passed.findtext("system-out") == "finetune tost.UA is PASS"
+    identity = root.find("testsuite[@name='identity']/testcase[@name='fraction_different <= 0.05']/failure")
+    assert identity.get("message") == "value 0.1458, threshold <= 0.05: 0.1458 fails <= 0.05"
+
+
+def test_audit_suite():
+    results = synthetic()
+    audit = parse(results).find("testsuite[@name='audit']")
+    assert audit.find("properties/property[@name='spec_digest']").get("value") == "abc123"
+    names = [c.get("name") for c in audit.findall("testcase")]
+    assert names == ["overall verdict", "control identity must FAIL", "control retrain must PASS"]
+    assert audit.find("testcase[@name='overall verdict']/failure").get("message") == "finetune fails the policy"
+    assert audit.findall("testcase[@name='control identity must FAIL']/failure") == []
+
+    results["verdict"], results["verdict_reason"] = "INCONCLUSIVE", "undecided"
+    results["method_verdicts"]["retrain"]["control_problem"] = "retrain control failed: MIA"
+    root = parse(results)
+    audit = root.find("testsuite[@name='audit']")
+    assert audit.find("testcase[@name='overall verdict']/skipped").get("message") == "INCONCLUSIVE: undecided"
+    failure = audit.find("testcase[@name='control retrain must PASS']/failure")
+    assert failure.get("message") == "retrain control failed: MIA"
+    assert (audit.get("tests"), audit.get("failures"), audit.get("skipped")) == ("3", "1", "1")
+    check_counts(root)
+
+    results["verdict"] = "PASS"
+    overall = parse(results).find("testsuite[@name='audit']/testcase[@name='overall verdict']")
+    assert [child.tag for child in overall] == ["system-out"]
+
+
+def test_schema_synthetic():
+    check_junit_schema(parse(synthetic()))
+
+
+def test_schema_checker_rejects_bad_shapes():
+    bad = parse(synthetic())
+    bad.find("testsuite/testcase").append(ET.Element("testcase", classname="x", name="y", time="0"))
+    with pytest.raises(AssertionError):
+        check_junit_schema(bad)
+    missing = parse(synthetic())
+    del missing.find("testsuite/testcase").attrib["classname"]
+    with pytest.raises(AssertionError):
+        check_junit_schema(missing)
+
+
+def test_schema_of_the_default_example(default_example):
+    results, out = default_example
+    root = ET.parse(out / "junit.xml").getroot()
+    check_junit_schema(root)
+    check_counts(root)
+    assert int(root.get("tests")) == len(results["verdicts"]) + 1 + sum(
+        1 for entry in results["method_verdicts"].values() if entry["control"] is not None
+    )
+
+
+def test_user_strings_escaped_and_round_trip():
+    hostile = "<script>alert(1)</script>&\"'"
+    results = synthetic(method=f"m{hostile}", rule=f"r{hostile}")
+    results["spec"]["audit"]["name"] = hostile
+    text = render_junit(results)
+    assert "<script>" not in text
+    root = ET.fromstring(text)
+    assert root.get("name") == f"salun: {hostile}"
+    suite = root.find("testsuite[3]")
+    assert suite.get("name") == f"m{hostile}"
+    case = [c for c in suite.findall("testcase") if c.get("name") == f"r{hostile}"]
+    assert len(case) == 1
+    assert case[0].get("classname") == f"salun.m{hostile}"
+    assert case[0].find("skipped") is not None
+    overall = root.find("testsuite[@name='audit']/testcase[@name='overall verdict']/failure")
+    assert overall.get("message") == f"m{hostile} fails the policy"
+    check_junit_schema(root)
+
+
+def test_control_characters_do_not_break_xml():
+    results = synthetic(method="bad\x00\x1bname")
+    root = parse(results)
+    assert root.find("testsuite[3]").get("name") == "bad\ufffd\ufffdname"
+
+
+def test_write_junit(tmp_path):
+    path = tmp_path / "deep" / "junit.xml"
+    assert write_junit(synthetic(), path) == path
+    root = ET.parse(path).getroot()
+    assert root.tag == "testsuites" and root.get("tests") == "10"
+    assert list(tmp_path.joinpath("deep").iterdir()) == [path]
