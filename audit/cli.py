@@ -1,12 +1,14 @@
 """The `salun` command.
 
-Exit codes: 0 pass, 1 a gate failed, 2 bad input, 3 inconclusive (with --gate).
+Exit codes: 0 pass, 1 a gate failed (or `verify` found a difference), 2 bad input,
+3 inconclusive (with --gate).
 """
 
 from __future__ import annotations
 
 import argparse
 import logging
+import shlex
 import sys
 from pathlib import Path
 
@@ -14,8 +16,9 @@ from audit import __version__
 from audit.errors import SalunInputError
 
 EXIT_PASS, EXIT_FAIL, EXIT_INPUT, EXIT_INCONCLUSIVE = 0, 1, 2, 3
+REPORT_FILES = ("results.json", "report.html", "report.pdf", "junit.xml", "report.md")
 GATE_EXIT = {"PASS": EXIT_PASS, "FAIL": EXIT_FAIL, "INCONCLUSIVE": EXIT_INCONCLUSIVE}
-REPORT_FORMATS = ("html", "markdown")
+REPORT_FORMATS = ("html", "pdf", "junit", "markdown")
 
 log = logging.getLogger("salun")
 
@@ -63,6 +66,11 @@ def _parser() -> argparse.ArgumentParser:
     report.add_argument("results")
     report.add_argument("--format", default="html", help=f"comma-separated: {', '.join(REPORT_FORMATS)}")
     report.add_argument("--out", help="output folder (default: next to the results)")
+
+    verify = commands.add_parser("verify", help="rerun an audit from its results.json and compare every number")
+    verify.add_argument("results")
+    verify.add_argument("--store", help="reuse this store instead of retraining every model in a fresh one")
+    verify.add_argument("--workers", type=_positive, default=1, help="worker processes (default 1)")
     return parser
 
 
@@ -76,9 +84,10 @@ def _audit(args: argparse.Namespace) -> int:
     from audit.pipeline import run_audit
 
     spec = _load(args.config)
-    results = run_audit(spec, args.out, args.device, args.workers, show_progress=not args.quiet)
+    command = " ".join(["salun", *(shlex.quote(a) for a in sys.argv[1:])]) if sys.argv[0].endswith("salun") else None
+    results = run_audit(spec, args.out, args.device, args.workers, show_progress=not args.quiet, command=command)
     print(f"verdict: {results['verdict']} ({results['verdict_reason']})")
-    print(f"report: {Path(args.out) / 'report.html'}")
+    print(f"reports: {', '.join(str(Path(args.out) / name) for name in REPORT_FILES if (Path(args.out) / name).exists())}")
     return GATE_EXIT[results["verdict"]] if args.gate else EXIT_PASS
 
 
@@ -116,9 +125,8 @@ def _init(args: argparse.Namespace) -> int:
 
 
 def _report(args: argparse.Namespace) -> int:
+    from audit.pipeline import write_reports
     from audit.results import load_results
-    from reports.html import write_html
-    from reports.markdown import write_markdown
 
     formats = [f.strip() for f in args.format.split(",") if f.strip()]
     unknown = [f for f in formats if f not in REPORT_FORMATS]
@@ -126,14 +134,29 @@ def _report(args: argparse.Namespace) -> int:
         raise SalunInputError(f"--format: unknown format(s) {unknown}; available: {', '.join(REPORT_FORMATS)}")
     results = load_results(Path(args.results))
     out = Path(args.out) if args.out else Path(args.results).parent
-    writers = {"html": lambda: write_html(results, out / "report.html"),
-               "markdown": lambda: write_markdown(results, out / "report.md")}
-    for name in formats:
-        print(f"wrote {writers[name]()}")
+    for path in write_reports(results, out, tuple(formats), pdf_required=True):
+        print(f"wrote {path}")
     return EXIT_PASS
 
 
-COMMANDS = {"audit": _audit, "validate": _validate, "list": _list, "init": _init, "report": _report}
+def _verify(args: argparse.Namespace) -> int:
+    from audit.verify import format_differences, verify
+
+    outcome = verify(Path(args.results), store=args.store, workers=args.workers, show_progress=not args.quiet)
+    tolerance = outcome["tolerance"]
+    if outcome["identical"]:
+        exact = tolerance["rtol"] == 0 and tolerance["atol"] == 0
+        how = "bit for bit" if exact else f"within rtol {tolerance['rtol']:g}, atol {tolerance['atol']:g}"
+        print(f"verified: every number of {args.results} reproduced {how} on {outcome['device']}")
+        return EXIT_PASS
+    print(f"differs: {len(outcome['differences'])} number(s) of {args.results} did not reproduce on {outcome['device']}:")
+    for line in format_differences(outcome["differences"]):
+        print(f"  {line}")
+    return EXIT_FAIL
+
+
+COMMANDS = {"audit": _audit, "validate": _validate, "list": _list, "init": _init, "report": _report,
+            "verify": _verify}
 
 
 def main(argv: list[str] | None = None) -> int:
