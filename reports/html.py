@@ -9,7 +9,7 @@ from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescap
 
 from audit.store import write_text_atomic
 from reports.numbers import PERCENT, interval, summary
-from reports.figures import epsilon_figure, histogram_figure, roc_figure
+from reports.plots import epsilon_figure, histogram_figure, roc_figure
 
 
 def _environment() -> Environment:
