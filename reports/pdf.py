@@ -3,6 +3,7 @@ with page references, figures kept whole)."""
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +35,8 @@ def _weasyprint():
 
 def render_pdf(results: dict[str, Any]) -> bytes:
     weasyprint = _weasyprint()
+    for name in ("weasyprint", "fontTools"):  # font-subsetting notes, not the user's concern
+        logging.getLogger(name).setLevel(logging.ERROR)
     return weasyprint.HTML(string=render_html(results)).write_pdf()
 
 

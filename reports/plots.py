@@ -2,13 +2,15 @@
 
 Text stays text (no embedded fonts, no raster), there is no script and no external file,
 so a report is one file that renders offline, on a phone and in print. The SVG carries no
-date and its element ids are salted with the figure's title, so a report renders the same
-every time and two figures inlined in one page never share an id.
+date, so a report renders the same every time, and its element ids are salted with the
+title and the data drawn, so two figures inlined in one page never share an id.
 """
 
 from __future__ import annotations
 
+import hashlib
 import io
+import json
 import re
 from typing import Any
 
@@ -25,9 +27,11 @@ STYLE = {"svg.fonttype": "none", "font.size": 8, "axes.titlesize": 9, "font.fami
 MEMBERS, NONMEMBERS = "#d62728", "#1f77b4"
 
 
-def _svg(fig, title: str) -> Markup:
+def _svg(fig, title: str, *data: Any) -> Markup:
+    """The figure as inline SVG; its ids are salted with the title and the data drawn."""
     buffer = io.StringIO()
-    with matplotlib.rc_context({"svg.hashsalt": title}):
+    salt = hashlib.sha256(json.dumps([title, *data], sort_keys=True).encode()).hexdigest()[:16]
+    with matplotlib.rc_context({"svg.hashsalt": salt}):
         fig.savefig(buffer, format="svg", metadata={"Date": None}, bbox_inches="tight")
     plt.close(fig)
     text = buffer.getvalue()
@@ -63,7 +67,7 @@ def roc_figure(attacks: dict[str, dict[str, Any]], title: str) -> Markup:
         ax.plot([low, 1], [low, 1], color="#999", linestyle="--", linewidth=0.8, label="chance")
         ax.set(xscale="log", yscale="log", xlabel="false-positive rate", ylabel="true-positive rate")
         ax.legend(loc="lower right", fontsize=7)
-        return _svg(fig, f"{title}: ROC")
+        return _svg(fig, f"{title}: ROC", {name: attacks[name]["roc"]["log"] for name in ROC_ATTACKS if name in attacks})
 
 
 def histogram_figure(histogram: dict[str, list], title: str) -> Markup:
@@ -77,7 +81,7 @@ def histogram_figure(histogram: dict[str, list], title: str) -> Markup:
             ax.stairs([c / total for c in counts], edges, fill=True, alpha=0.45, color=colour, label=label)
         ax.set(xlabel="membership score", ylabel="share of examples")
         ax.legend(fontsize=7)
-        return _svg(fig, title)
+        return _svg(fig, title, histogram)
 
 
 def epsilon_figure(eps: list[float], floor: float, resolution: float, title: str) -> Markup:
@@ -91,4 +95,20 @@ def epsilon_figure(eps: list[float], floor: float, resolution: float, title: str
         ax.axvline(resolution, color=MEMBERS, linestyle=":", linewidth=1, label=f"ln N = {resolution:.2f}")
         ax.set(xlabel="per-example ε (last bin: at or above)", ylabel="forget examples")
         ax.legend(fontsize=7)
-        return _svg(fig, title)
+        return _svg(fig, title, eps, floor, resolution)
+
+
+def relearn_figure(steps: list[int], attacked: list[dict], reference: list[dict], title: str) -> Markup:
+    """Forget accuracy along the relearning attack: the method's models against the reference
+    retrains under the same attack, each a mean over seeds with its 95 % interval."""
+    with matplotlib.rc_context(STYLE):
+        fig, ax = _axes(title)
+        for curve, colour, label in ((attacked, MEMBERS, "unlearned, attacked"),
+                                     (reference, NONMEMBERS, "retrained, attacked")):
+            ax.plot(steps, [100 * c["mean"] for c in curve], color=colour, marker="o", markersize=3, label=label)
+            if all(c["ci95"] for c in curve):
+                ax.fill_between(steps, [100 * c["ci95"][0] for c in curve], [100 * c["ci95"][1] for c in curve],
+                                color=colour, alpha=0.15, linewidth=0)
+        ax.set(xlabel="fine-tuning steps on retain data", ylabel="forget accuracy (%)", ylim=(-2, 102))
+        ax.legend(fontsize=7)
+        return _svg(fig, title, steps, attacked, reference)
