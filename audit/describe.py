@@ -96,8 +96,14 @@ def limitations(spec: Any, mia: dict[str, Any], equivalence: dict[str, Any], row
     missing = [name for name in ATTACK_NAMES if name not in spec.attacks.run]
     if missing:
         out.append(f"Membership-inference attacks not run: {', '.join(missing)}.")
-    out.append("No relearning attack ran: knowledge an unlearning method hides rather than removes, and that "
-               "fine-tuning on retain data would bring back, does not show in these probes.")
+    if "retain" not in spec.relearn.run:
+        out.append("No retain relearning attack ran: knowledge an unlearning method hides rather than removes, "
+                   "and that fine-tuning on retain data would bring back, does not show in these probes.")
+    elif spec.relearn.steps:
+        out.append(f"Relearning was tried with {spec.relearn.steps} fine-tuning steps at learning rate "
+                   f"{spec.relearn.lr:g} on {spec.relearn.aux_size} retain points; a stronger attacker may recover more.")
+    if not spec.backdoor.enabled:
+        out.append("No backdoor was planted, so deletion was not verified by triggered queries (Athena).")
     undecided = [r for r in rows if r["verdict"] == "INCONCLUSIVE"]
     if undecided:
         out.append(f"{len(undecided)} of {len(rows)} rule evaluations could not decide with these models "

@@ -12,14 +12,15 @@ import numpy as np
 import torch
 from torch import nn
 
+from attacks.relearn import accuracy, checkpoint_steps, relearn_curve, relearn_time
 from audit.augment import make_augmentation
 from audit.data import AuditData, Subset, prepare_data
 from audit.errors import Diverged, SalunInputError
 from audit.models import build_model
 from audit.observe import observe
-from audit.plan import OBSERVE, SALIENCY, TRAIN, UNLEARN, Job
+from audit.plan import OBSERVE, RELEARN, SALIENCY, TRAIN, UNLEARN, Job
 from audit.registry import UNLEARNERS
-from audit.seeds import torch_generator
+from audit.seeds import numpy_generator, torch_generator
 from audit.shadows import shadow_split, shadow_train_positions
 from audit.spec import Spec
 from audit.store import Store
@@ -148,7 +149,41 @@ def _observe(job: Job, spec: Spec, data: AuditData, store: Store, device: torch.
     store.put(job.key, {**meta, "status": "ok"}, arrays=arrays)
 
 
-RUNNERS = {TRAIN: _train, SALIENCY: _saliency, UNLEARN: _unlearn, OBSERVE: _observe}
+def relearn_sets(data: AuditData, settings: Any) -> tuple[Subset, Subset, Subset]:
+    """The attacker's data, the same for every model: a random subset of the retain set, and
+    `shots` forget examples with the rest of the forget set to measure relearning on."""
+    rng = numpy_generator("relearn", data.digest)
+    retain = rng.permutation(data.retain)[: settings["aux_size"]]
+    forget = rng.permutation(data.forget)
+    return data.pool_subset(np.sort(retain)), data.pool_subset(forget[: settings["shots"]]), \
+        data.pool_subset(np.sort(forget[settings["shots"]:]))
+
+
+def _relearn(job: Job, spec: Spec, data: AuditData, store: Store, device: torch.device, meta: dict) -> None:
+    missing = [key for key in job.inputs if store.meta(key).get("status") != "ok"]
+    if missing:
+        store.put(job.key, {**meta, "status": "skipped", "reason": store.meta(missing[0]).get("reason")})
+        return
+    p, settings = job.params, job.params["settings"]
+    model = load_model(spec, data, store, job.inputs[0], device)
+    aux, shots, rest = (subset.to(device) for subset in relearn_sets(data, settings))
+    generator = torch_generator("relearn", p["attack"], p["seed"])
+    try:
+        if p["attack"] == "retain":
+            steps = checkpoint_steps(settings["steps"], settings["checkpoints"])
+            outcome = {"curve": relearn_curve(model, aux, data.forget_set.to(device), data.eval_test_set.to(device),
+                                              steps, settings["lr"], settings["batch_size"], generator)}
+        else:
+            target = accuracy(load_model(spec, data, store, job.inputs[1], device), rest)
+            outcome = {"target": target, "steps_to_recover": relearn_time(
+                model, shots, rest, target, settings["max_steps"], settings["lr"], generator)}
+    except Diverged as error:
+        store.put(job.key, {**meta, "status": "diverged", "reason": str(error)})
+        return
+    store.put(job.key, {**meta, "status": "ok", **outcome})
+
+
+RUNNERS = {TRAIN: _train, SALIENCY: _saliency, UNLEARN: _unlearn, OBSERVE: _observe, RELEARN: _relearn}
 
 
 def run_job(job: Job, spec: Spec, store: Store) -> None:

@@ -16,7 +16,7 @@ from audit.manifest import source_digest, third_party_code
 from audit.registry import MODELS, UNLEARNERS
 from audit.spec import Spec, canonical_json
 
-TRAIN, SALIENCY, UNLEARN, OBSERVE = "train", "saliency", "unlearn", "observe"
+TRAIN, SALIENCY, UNLEARN, OBSERVE, RELEARN = "train", "saliency", "unlearn", "observe", "relearn"
 
 
 @dataclass(frozen=True)
@@ -43,6 +43,7 @@ class Plan:
     seeds: list[int]
     shadows: list[str] = field(default_factory=list)  # shadow originals, in shadow order
     shadow_unlearned: dict[str, list[str]] = field(default_factory=dict)  # method label -> per shadow
+    relearned: dict[str, dict[str, list[str]]] = field(default_factory=dict)  # attack -> target -> per seed
 
 
 def _code(**plugins: tuple[Any, Any]) -> dict[str, Any]:
@@ -126,4 +127,18 @@ def build_plan(spec: Spec, data: AuditData, device: torch.device) -> Plan:
         shadow_unlearned = {label: [unlearn(label, section, seed, original)
                                     for seed, original in zip(shadows, shadow_originals)]
                             for label, section in spec.unlearners.items()}
-    return Plan(jobs, originals, retrains, unlearned, observation_of, seeds, shadow_originals, shadow_unlearned)
+    relearned: dict[str, dict[str, list[str]]] = {}
+    for attack in spec.relearn.run:
+        settings = spec.relearn.model_dump(mode="json", exclude={"run"})
+        params = {"attack": attack, "settings": settings, "data": data.digest, **recipe}
+
+        def relearn(label: str, seed: int, model: str, original: str) -> str:
+            inputs = (model, original) if attack == "few_shot" else (model,)
+            return add(Job(RELEARN, {**params, "seed": seed}, inputs, f"relearn {attack} {label} seed={seed}", train_code))
+
+        targets = {"retrain (reference)": retrains, **unlearned}
+        relearned[attack] = {label: [relearn(label, seed, model, original)
+                                     for seed, model, original in zip(seeds, keys, originals)]
+                             for label, keys in targets.items()}
+    return Plan(jobs, originals, retrains, unlearned, observation_of, seeds, shadow_originals, shadow_unlearned,
+                relearned)

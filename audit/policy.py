@@ -29,7 +29,7 @@ from typing import Any
 from audit.errors import SalunInputError
 
 PASS, FAIL, INCONCLUSIVE = "PASS", "FAIL", "INCONCLUSIVE"
-SECTIONS = ("equivalence", "mia", "metrics")
+SECTIONS = ("equivalence", "mia", "metrics", "relearn", "backdoor")
 DEFAULT_RULES = (
     "equivalence.per_example.ks.fraction_different <= 0.05",
     'equivalence.tost.UA == "equivalent"',
@@ -38,6 +38,8 @@ DEFAULT_RULES = (
     'equivalence.tost.MIA == "equivalent"',
     "mia.ulira.auc <= 0.55",
 )
+RELEARN_RULE = "relearn.recovery <= 0.05"      # added to the default when [relearn] runs "retain"
+BACKDOOR_RULE = 'backdoor.verdict == "deleted"'  # added to the default when [backdoor] plants a trigger
 CONTROLS = {"identity": FAIL, "retrain": PASS}  # method -> the verdict a sound policy gives it
 OPS = {"<=": operator.le, "<": operator.lt, ">=": operator.ge, ">": operator.gt,
        "==": operator.eq, "!=": operator.ne}
@@ -96,6 +98,8 @@ def _lookup(namespace: dict[str, Any], rule: Rule) -> tuple[Any, dict[str, Any],
             "equivalence": "no retrain-equivalence tests: they need at least 2 usable models on each side",
             "mia": "membership inference was not run (attacks.run is empty)",
             "metrics": "no metrics for this method",
+            "relearn": "no relearning attack ran (relearn.run is empty)",
+            "backdoor": "no backdoor was planted (backdoor.fraction is 0)",
         }[section])
     parent, key = namespace, section
     for depth, part in enumerate(rule.path[1:], start=1):
@@ -133,7 +137,7 @@ def _judge(rule: Rule, node: Any, parent: dict[str, Any], key: str) -> tuple[str
     if isinstance(rule.threshold, str) or isinstance(value, str):
         if not isinstance(rule.threshold, str) or not isinstance(value, str):
             return INCONCLUSIVE, value, None, f"compares {_fmt(value)} with {_fmt(rule.threshold)}: types differ"
-        why = node.get("why", "") if isinstance(node, dict) else ""
+        why = (node if isinstance(node, dict) else parent).get("why", "")
         if value == "undecided":
             return INCONCLUSIVE, value, None, why or "the test could not decide"
         return (PASS if rule.holds(value) else FAIL), value, None, why or f"value {_fmt(value)}"

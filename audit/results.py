@@ -12,6 +12,7 @@ from typing import Any
 import torch
 
 from attacks.mia.probe import mia_results
+from attacks.relearn_probe import relearn_results
 from attacks.mia.signals import logit_scaled_confidence
 from audit import __version__
 from audit.data import AuditData
@@ -104,8 +105,10 @@ def build_results(spec: Spec, data: AuditData, plan: Plan, store: Store, device:
         verdicts.append(rule)
     mia = mia_results(spec, data, plan, store)
     equivalence = equivalence_results(spec, data, plan, store, metrics, _summaries(references, METRICS))
+    relearn = relearn_results(spec, plan, store)
     namespaces = {label: {"equivalence": equivalence.get(label), "mia": mia.get("methods", {}).get(label),
-                          "metrics": metrics[label]} for label in plan.unlearned}
+                          "metrics": metrics[label], "relearn": relearn.get("methods", {}).get(label)}
+                  for label in plan.unlearned}
     methods = {label: section.method for label, section in spec.unlearners.items()}
     decided = apply_policy(spec.policy.rules, namespaces, methods, verdicts)
     probes += _mia_probes(mia) + _equivalence_probes(equivalence)
@@ -128,6 +131,7 @@ def build_results(spec: Spec, data: AuditData, plan: Plan, store: Store, device:
         "metrics": metrics,
         "mia": mia,
         "equivalence": equivalence,
+        "relearn": relearn,
         "probes": probes,
         "policy": {"rules": list(spec.policy.rules), "default": spec.policy.rules == DEFAULT_RULES},
         "verdicts": decided["verdicts"],

@@ -19,7 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator,
 from audit.augment import POLICIES
 from audit.errors import SalunInputError
 from audit.params import describe_errors, validate_keywords
-from audit.policy import DEFAULT_RULES, parse_rule
+from audit.policy import BACKDOOR_RULE, DEFAULT_RULES, RELEARN_RULE, parse_rule
 from audit.registry import DATASETS, MODELS, UNLEARNERS
 
 DEFAULT_SPEC_RESOURCE = "default_audit.toml"
@@ -175,6 +175,38 @@ class EquivalenceSection(Section):
     permutations: int = Field(default=1000, ge=1)
 
 
+class RelearnSection(Section):
+    """Relearning attacks on every method's models and, identically, on the reference retrains."""
+
+    run: tuple[Literal["retain", "few_shot"], ...] = ()  # none by default: they train every model again
+    aux_size: int = Field(default=200, ge=1)   # forget-free data: a random subset of the retain set
+    steps: int = Field(default=200, ge=1)      # fine-tuning budget of the retain attack
+    checkpoints: int = Field(default=5, ge=1)  # evenly spaced measurements after step 0
+    lr: float = Field(default=0.01, gt=0)
+    batch_size: int = Field(default=32, ge=1)
+    shots: int = Field(default=10, ge=1)       # few-shot: forget examples the attacker holds
+    max_steps: int = Field(default=100, ge=1)  # few-shot: steps before "did not relearn"
+
+    @field_validator("run", mode="before")
+    @classmethod
+    def _tuple(cls, raw: Any) -> Any:
+        return tuple(raw) if isinstance(raw, list) else raw
+
+
+class BackdoorSection(Section):
+    """Backdoor verification of deletion (Athena): a trigger planted in part of the forget set."""
+
+    fraction: float = Field(default=0.0, ge=0, le=1)  # share of the forget set given the trigger; 0: off
+    target: int = Field(default=0, ge=0)              # the class triggered points are relabelled to
+    size: int = Field(default=2, ge=1)                # side of the square trigger, in pixels
+    queries: int = Field(default=200, ge=1)           # triggered test images asked of each model
+    alpha: float = Field(default=0.05, gt=0, lt=1)
+
+    @property
+    def enabled(self) -> bool:
+        return self.fraction > 0
+
+
 class PolicySection(Section):
     """The rules a method must meet; each gives PASS, FAIL or INCONCLUSIVE (audit/policy.py)."""
 
@@ -210,10 +242,30 @@ class Spec(Section):
     metrics: MetricsSection = Field(default_factory=MetricsSection)
     attacks: AttacksSection = Field(default_factory=AttacksSection)
     equivalence: EquivalenceSection = Field(default_factory=EquivalenceSection)
+    relearn: RelearnSection = Field(default_factory=RelearnSection)
+    backdoor: BackdoorSection = Field(default_factory=BackdoorSection)
     policy: PolicySection = Field(default_factory=PolicySection)
     unlearners: dict[str, UnlearnerSection]
 
     _base_dir: Path = PrivateAttr(default_factory=Path.cwd)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _default_policy(cls, raw: Any) -> Any:
+        """Without a [policy], the default rules, plus one per attack the spec runs beyond them."""
+        if not isinstance(raw, dict) or "policy" in raw:
+            return raw
+
+        def section(name: str) -> dict[str, Any]:
+            value = raw.get(name, {})
+            return value.model_dump() if isinstance(value, BaseModel) else value if isinstance(value, dict) else {}
+
+        rules = list(DEFAULT_RULES)
+        if "retain" in (section("relearn").get("run") or ()):
+            rules.append(RELEARN_RULE)
+        if (section("backdoor").get("fraction") or 0) > 0:
+            rules.append(BACKDOOR_RULE)
+        return {**raw, "policy": {"rules": rules}}
 
     @field_validator("unlearners", mode="before")
     @classmethod
@@ -257,6 +309,8 @@ class Spec(Section):
             "metrics": table(self.metrics),
             "attacks": _jsonable(self.attacks.model_dump(mode="json")),
             "equivalence": table(self.equivalence),
+            "relearn": _jsonable(self.relearn.model_dump(mode="json")),
+            "backdoor": table(self.backdoor),
             "policy": {"rules": list(self.policy.rules)},
             "unlearners": {label: _jsonable(u.flat()) for label, u in self.unlearners.items()},
         }

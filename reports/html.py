@@ -9,7 +9,7 @@ from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescap
 
 from audit.store import write_text_atomic
 from reports.numbers import PERCENT, interval, summary
-from reports.plots import epsilon_figure, histogram_figure, roc_figure
+from reports.plots import epsilon_figure, histogram_figure, relearn_figure, roc_figure
 
 
 def _environment() -> Environment:
@@ -22,7 +22,8 @@ def _environment() -> Environment:
     )
     env.filters["summary"] = summary
     env.filters["interval"] = interval
-    env.globals.update(roc_figure=roc_figure, histogram_figure=histogram_figure, epsilon_figure=epsilon_figure)
+    env.globals.update(roc_figure=roc_figure, histogram_figure=histogram_figure, epsilon_figure=epsilon_figure,
+                       relearn_figure=relearn_figure)
     return env
 
 

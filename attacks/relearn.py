@@ -1,0 +1,84 @@
+"""Relearning attacks on classifiers: does fine-tuning bring forgotten knowledge back?
+
+An unlearning method can hide knowledge rather than remove it. Two attacks, each run
+identically on an unlearned model and on a retrained one (which has nothing to bring back):
+
+- retain relearning (DiMRA-style, for classifiers): plain fine-tuning on auxiliary data that
+  holds nothing of the forget set, with forget accuracy, the forget set's mean φ and test
+  accuracy recorded at checkpoints along the way;
+- few-shot relearning (relearn time): fine-tuning on k forget examples, counting the steps
+  until the accuracy on the rest of the forget set is back at the original model's.
+
+Both fine-tune with plain SGD and cross-entropy on a copy; the model given is never changed.
+"""
+
+from __future__ import annotations
+
+import copy
+import itertools
+from collections.abc import Iterator
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from attacks.mia.signals import logit_scaled_confidence
+from audit.data import Subset
+from audit.observe import predict_logits
+from audit.training import descend, endless_batches
+
+VERSION = "1"
+
+
+def checkpoint_steps(steps: int, checkpoints: int) -> list[int]:
+    """0 and `checkpoints` evenly spaced budgets up to `steps` (distinct, increasing)."""
+    return sorted({0, *(round(steps * (i + 1) / checkpoints) for i in range(checkpoints))})
+
+
+def accuracy(model: nn.Module, data: Subset) -> float:
+    return float((predict_logits(model, data.x).argmax(1) == data.y.cpu()).float().mean())
+
+
+def _losses(model: nn.Module, data: Subset, batch_size: int, generator: torch.Generator) -> Iterator[torch.Tensor]:
+    for x, y in endless_batches(data, batch_size, generator):
+        yield F.cross_entropy(model(x), y)
+
+
+def _attacker(model: nn.Module, lr: float) -> tuple[nn.Module, torch.optim.Optimizer]:
+    attacked = copy.deepcopy(model)
+    attacked.train()
+    return attacked, torch.optim.SGD(attacked.parameters(), lr=lr, momentum=0.9)
+
+
+def relearn_curve(model: nn.Module, aux: Subset, forget: Subset, test: Subset, steps: list[int], lr: float,
+                  batch_size: int, generator: torch.Generator) -> dict[str, list[float]]:
+    """Fine-tune a copy on `aux` and measure it at each budget in `steps` (0 = before the attack)."""
+    attacked, optimizer = _attacker(model, lr)
+    losses = _losses(attacked, aux, batch_size, generator)
+    curve: dict[str, list[float]] = {"steps": [], "forget_accuracy": [], "forget_phi": [], "test_accuracy": []}
+    done = 0
+    for budget in steps:
+        descend(itertools.islice(losses, budget - done), optimizer)
+        done = budget
+        logits = predict_logits(attacked, forget.x).numpy()
+        curve["steps"].append(budget)
+        curve["forget_accuracy"].append(float((logits.argmax(1) == forget.y.cpu().numpy()).mean()))
+        curve["forget_phi"].append(float(np.mean(logit_scaled_confidence(logits, forget.y.cpu().numpy()))))
+        curve["test_accuracy"].append(accuracy(attacked, test))
+    return curve
+
+
+def relearn_time(model: nn.Module, shots: Subset, rest: Subset, target: float, max_steps: int, lr: float,
+                 generator: torch.Generator) -> int | None:
+    """Steps of fine-tuning on the k `shots` (one full batch per step) until the accuracy on
+    `rest` reaches `target`; 0 if it already does, None if not within `max_steps`."""
+    attacked, optimizer = _attacker(model, lr)
+    if accuracy(attacked, rest) >= target:
+        return 0
+    losses = _losses(attacked, shots, len(shots), generator)
+    for step in range(1, max_steps + 1):
+        descend(itertools.islice(losses, 1), optimizer)
+        if accuracy(attacked, rest) >= target:
+            return step
+    return None

@@ -1,0 +1,60 @@
+"""The relearning section of results.json: each method's attacked curves against the
+reference retrains' under the identical attack, with the recovery statistics."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from attacks import relearn_stats
+from attacks.relearn import VERSION, checkpoint_steps
+from audit.plan import Plan
+from audit.spec import Spec
+from audit.stats import summarize
+from audit.store import Store
+
+REFERENCE = "retrain (reference)"
+CURVES = ("forget_accuracy", "forget_phi", "test_accuracy")
+
+
+def _outcomes(store: Store, keys: list[str]) -> list[dict[str, Any] | None]:
+    return [meta if (meta := store.meta(key)).get("status") == "ok" else None for key in keys]
+
+
+def _retain_attack(reference: list, attacked: list, steps: list[int], alpha: float) -> dict[str, Any]:
+    pairs = [(u["curve"], r["curve"]) for u, r in zip(attacked, reference) if u and r]
+    if not pairs:
+        return {"n_models": 0, "reason": "no seed with both an attacked and a reference model"}
+    u = np.array([p[0]["forget_accuracy"] for p in pairs])
+    r = np.array([p[1]["forget_accuracy"] for p in pairs])
+    out = relearn_stats.recovery_curves(u, r, steps, alpha)
+    out["n_models"] = len(pairs)
+    for name in ("forget_phi", "test_accuracy"):
+        out[name] = [summarize([p[0][name][c] for p in pairs]) for c in range(len(steps))]
+    return out
+
+
+def relearn_results(spec: Spec, plan: Plan, store: Store) -> dict[str, Any]:
+    """Empty when no relearning attack ran."""
+    if not plan.relearned:
+        return {}
+    settings = spec.relearn
+    steps = checkpoint_steps(settings.steps, settings.checkpoints)
+    out: dict[str, Any] = {"version": VERSION, "settings": settings.model_dump(mode="json"), "steps": steps,
+                           "reference": {}, "methods": {label: {} for label in plan.unlearned}}
+    alpha = spec.equivalence.alpha
+    for attack, targets in plan.relearned.items():
+        reference = _outcomes(store, targets[REFERENCE])
+        if attack == "retain":
+            out["reference"]["retain"] = {name: [summarize([r["curve"][name][c] for r in reference if r])
+                                                 for c in range(len(steps))] for name in CURVES}
+        for label in plan.unlearned:
+            attacked = _outcomes(store, targets[label])
+            if attack == "retain":
+                out["methods"][label].update(_retain_attack(reference, attacked, steps, alpha))
+            else:
+                out["methods"][label]["few_shot"] = relearn_stats.relearn_time(
+                    [a["steps_to_recover"] for a in attacked if a], [r["steps_to_recover"] for r in reference if r],
+                    settings.max_steps, alpha)
+    return out

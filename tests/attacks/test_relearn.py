@@ -1,0 +1,81 @@
+"""Relearning attacks: the fine-tuning loops, and the attack inside an audit with its controls."""
+
+import copy
+
+import pytest
+import torch
+from torch import nn
+
+from attacks.relearn import accuracy, checkpoint_steps, relearn_curve, relearn_time
+from audit.data import Subset
+from audit.pipeline import run_audit
+from audit.policy import RELEARN_RULE
+from helpers import small_spec
+
+
+def test_checkpoints_start_at_zero_and_end_at_the_budget():
+    assert checkpoint_steps(300, 6) == [0, 50, 100, 150, 200, 250, 300]
+    assert checkpoint_steps(3, 5) == [0, 1, 2, 3]
+
+
+def two_blobs(n=64, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randn(n, 1, 2, 2, generator=g)
+    y = (x.flatten(1).sum(1) > 0).long()
+    return Subset(x, y)
+
+
+def linear():
+    torch.manual_seed(0)
+    return nn.Sequential(nn.Flatten(), nn.Linear(4, 2))
+
+
+def test_the_curve_starts_at_the_model_as_given_and_leaves_it_untouched():
+    model, data = linear(), two_blobs()
+    before = copy.deepcopy(model.state_dict())
+    curve = relearn_curve(model, data, data, data, [0, 20, 40], 0.1, 16, torch.Generator().manual_seed(0))
+    assert curve["steps"] == [0, 20, 40]
+    assert curve["forget_accuracy"][0] == accuracy(model, data)
+    assert curve["forget_accuracy"][-1] > curve["forget_accuracy"][0]  # learning the task raises accuracy
+    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
+
+
+def test_relearn_time_counts_steps_to_the_target_and_says_when_it_never_gets_there():
+    model, data = linear(), two_blobs()
+    generator = torch.Generator().manual_seed(0)
+    assert relearn_time(model, data, data, accuracy(model, data), 10, 0.1, generator) == 0
+    steps = relearn_time(model, data, data, 0.9, 200, 0.5, generator)
+    assert steps is not None and 0 < steps <= 200
+    assert relearn_time(model, data, data, 1.01, 5, 0.1, generator) is None  # above any accuracy
+
+
+@pytest.fixture(scope="module")
+def relearned(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("relearn")
+    spec = small_spec(tmp, audit={"seeds": 3}, train={"epochs": 20},
+                      forget={"kind": "class", "classes": [3], "fraction": None},
+                      relearn={"run": ["retain", "few_shot"], "steps": 60, "checkpoints": 3, "shots": 5,
+                               "max_steps": 30, "aux_size": 150},
+                      unlearners={"identity": {}, "retrain": {}, "random_label": {"epochs": 5, "lr": 0.005}})
+    return run_audit(spec, tmp / "out", show_progress=False)
+
+
+def test_every_method_gets_curves_against_the_reference_under_the_same_budget(relearned):
+    relearn = relearned["relearn"]
+    assert relearn["steps"] == [0, 20, 40, 60]
+    assert set(relearn["methods"]) == {"identity", "retrain", "random_label"}
+    for label, entry in relearn["methods"].items():
+        assert entry["n_models"] == 3 and len(entry["difference"]) == 4
+        assert entry["few_shot"]["unlearned"]["n"] == 3
+    assert RELEARN_RULE in relearned["policy"]["rules"]
+
+
+def test_identity_has_nothing_to_recover_and_a_retrain_recovers_nothing(relearned):
+    methods = relearned["relearn"]["methods"]
+    identity, retrain = methods["identity"], methods["retrain"]
+    assert identity["unlearned"][0]["mean"] > 0.9  # it never forgot class 3
+    assert abs(identity["gain"]["value"]) < 0.1  # so fine-tuning has nothing to bring back
+    assert retrain["unlearned"][0]["mean"] == 0.0 and abs(retrain["recovery"]["value"]) < 0.05
+    rows = {(row["method"], row["rule"]): row for row in relearned["verdicts"]}
+    assert rows[("identity", RELEARN_RULE)]["verdict"] == "FAIL"
+    assert rows[("retrain", RELEARN_RULE)]["verdict"] == "PASS"
