@@ -17,7 +17,8 @@ from audit.augment import make_augmentation
 from audit.data import AuditData, Subset, prepare_data
 from audit.errors import Diverged, SalunInputError
 from audit.models import build_model
-from audit.observe import observe
+from audit.observe import observe, predict_logits
+from audit.poison import backdoor_queries, poisoned
 from audit.plan import OBSERVE, RELEARN, SALIENCY, TRAIN, UNLEARN, Job
 from audit.registry import UNLEARNERS
 from audit.seeds import numpy_generator, torch_generator
@@ -142,7 +143,11 @@ def _observe(job: Job, spec: Spec, data: AuditData, store: Store, device: torch.
     if source.get("status") != "ok":
         store.put(job.key, {**meta, "status": "skipped", "reason": f"no model to observe: {source.get('reason')}"})
         return
-    arrays = observe(load_model(spec, data, store, job.inputs[0], device), data)
+    model = load_model(spec, data, store, job.inputs[0], device)
+    arrays = observe(model, data)
+    if "backdoor" in job.params:
+        b = job.params["backdoor"]
+        arrays["backdoor_logits"] = predict_logits(model, backdoor_queries(data, b["target"], b["queries"], b["size"])).numpy()
     if not all(np.isfinite(values).all() for values in arrays.values()):
         store.put(job.key, {**meta, "status": "diverged", "reason": "the model outputs non-finite logits"})
         return
@@ -189,4 +194,14 @@ RUNNERS = {TRAIN: _train, SALIENCY: _saliency, UNLEARN: _unlearn, OBSERVE: _obse
 def run_job(job: Job, spec: Spec, store: Store) -> None:
     """Compute one job and write its artifact (a failure of the method is an artifact too)."""
     meta = {"kind": job.kind, "label": job.label, "params": job.params, "inputs": list(job.inputs)}
-    RUNNERS[job.kind](job, spec, prepare_data(spec), store, torch.device(job.params["device"]), meta)
+    RUNNERS[job.kind](job, spec, _data_of(job, spec), store, torch.device(job.params["device"]), meta)
+
+
+def _data_of(job: Job, spec: Spec) -> AuditData:
+    """The clean data, or for the jobs that train on the original's pool, the pool with the
+    trigger planted (observations ask the clean pool and, besides, the triggered queries)."""
+    data = prepare_data(spec)
+    settings = job.params.get("backdoor")
+    if settings and job.kind != OBSERVE:
+        return poisoned(data, settings["fraction"], settings["target"], settings["size"])
+    return data

@@ -13,6 +13,7 @@ import torch
 
 from audit.data import AuditData
 from audit.manifest import source_digest, third_party_code
+from audit.poison import backdoor_positions
 from audit.registry import MODELS, UNLEARNERS
 from audit.spec import Spec, canonical_json
 
@@ -72,13 +73,18 @@ def build_plan(spec: Spec, data: AuditData, device: torch.device) -> Plan:
         return job.key
 
     def observed(model_key: str, label: str) -> None:
-        params = {"pool": data.pool_digest, "device": device.type}
+        params = {"pool": data.pool_digest, "device": device.type, **backdoor}
         observation_of[model_key] = add(Job(OBSERVE, params, (model_key,), f"observe {label}", train_code))
 
+    # a planted trigger changes what the originals, and all that derives from them, trained on
+    backdoor = {"backdoor": spec.backdoor.model_dump(mode="json")} if spec.backdoor.enabled else {}
+    if backdoor:
+        backdoor_positions(data, spec.backdoor.fraction, spec.backdoor.target)  # a bad target fails before training
     observation_of: dict[str, str] = {}
     originals, retrains = [], []
     for seed in seeds:
-        original = add(Job(TRAIN, {"population": "original", "seed": seed, "data": data.pool_digest, **recipe},
+        original = add(Job(TRAIN, {"population": "original", "seed": seed, "data": data.pool_digest, **recipe,
+                                   **backdoor},
                            (), f"original seed={seed}", train_code))
         retrain = add(Job(TRAIN, {"population": "retrain", "seed": seed, "data": data.digest, **recipe},
                           (), f"retrain seed={seed}", train_code))
@@ -90,9 +96,10 @@ def build_plan(spec: Spec, data: AuditData, device: torch.device) -> Plan:
     shadows = [f"shadow {s}" for s in range(shadow_count)]
 
     def shadow_params(seed: int | str) -> dict[str, Any]:
-        """What makes a shadow model's training set and forget set: its index and the membership draw."""
+        """What makes a shadow model's training set and forget set: its index and the membership draw
+        (the audit's own models: the planted trigger, if any)."""
         if seed not in shadows:
-            return {}
+            return backdoor
         return {"shadow": shadows.index(seed), "shadows": shadow_count, "membership_seed": spec.data.seed}
 
     saliency_of: dict[str, str] = {}

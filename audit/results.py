@@ -11,6 +11,7 @@ from typing import Any
 
 import torch
 
+from attacks.backdoor_probe import backdoor_results
 from attacks.mia.probe import mia_results
 from attacks.relearn_probe import relearn_results
 from attacks.mia.signals import logit_scaled_confidence
@@ -106,8 +107,10 @@ def build_results(spec: Spec, data: AuditData, plan: Plan, store: Store, device:
     mia = mia_results(spec, data, plan, store)
     equivalence = equivalence_results(spec, data, plan, store, metrics, _summaries(references, METRICS))
     relearn = relearn_results(spec, plan, store)
+    backdoor = backdoor_results(spec, plan, StoredObservations(store, plan, data))
     namespaces = {label: {"equivalence": equivalence.get(label), "mia": mia.get("methods", {}).get(label),
-                          "metrics": metrics[label], "relearn": relearn.get("methods", {}).get(label)}
+                          "metrics": metrics[label], "relearn": relearn.get("methods", {}).get(label),
+                          "backdoor": backdoor.get("methods", {}).get(label)}
                   for label in plan.unlearned}
     methods = {label: section.method for label, section in spec.unlearners.items()}
     decided = apply_policy(spec.policy.rules, namespaces, methods, verdicts)
@@ -132,6 +135,7 @@ def build_results(spec: Spec, data: AuditData, plan: Plan, store: Store, device:
         "mia": mia,
         "equivalence": equivalence,
         "relearn": relearn,
+        "backdoor": backdoor,
         "probes": probes,
         "policy": {"rules": list(spec.policy.rules), "default": spec.policy.rules == DEFAULT_RULES},
         "verdicts": decided["verdicts"],
