@@ -54,7 +54,11 @@ def relearn_results(spec: Spec, plan: Plan, store: Store) -> dict[str, Any]:
             if attack == "retain":
                 out["methods"][label].update(_retain_attack(reference, attacked, steps, alpha))
             else:
-                out["methods"][label]["few_shot"] = relearn_stats.relearn_time(
+                few_shot = relearn_stats.relearn_time(
                     [a["steps_to_recover"] for a in attacked if a], [r["steps_to_recover"] for r in reference if r],
                     settings.max_steps, alpha)
+                faster = few_shot["faster"]
+                # the policy reads `relearn.few_shot == "not faster"`
+                out["methods"][label]["few_shot"] = {**few_shot, "why": faster["why"],
+                                                     "decision": "faster" if faster["faster"] else "not faster"}
     return out

@@ -56,6 +56,7 @@ def relearned(tmp_path_factory):
                       forget={"kind": "class", "classes": [3], "fraction": None},
                       relearn={"run": ["retain", "few_shot"], "steps": 60, "checkpoints": 3, "shots": 5,
                                "max_steps": 30, "aux_size": 150},
+                      policy={"rules": [RELEARN_RULE, 'relearn.few_shot == "not faster"']},
                       unlearners={"identity": {}, "retrain": {}, "random_label": {"epochs": 5, "lr": 0.005}})
     return run_audit(spec, tmp / "out", show_progress=False)
 
@@ -67,7 +68,7 @@ def test_every_method_gets_curves_against_the_reference_under_the_same_budget(re
     for label, entry in relearn["methods"].items():
         assert entry["n_models"] == 3 and len(entry["difference"]) == 4
         assert entry["few_shot"]["unlearned"]["n"] == 3
-    assert RELEARN_RULE in relearned["policy"]["rules"]
+    assert relearned["policy"]["rules"] == [RELEARN_RULE, 'relearn.few_shot == "not faster"']
 
 
 def test_identity_has_nothing_to_recover_and_a_retrain_recovers_nothing(relearned):
@@ -79,3 +80,6 @@ def test_identity_has_nothing_to_recover_and_a_retrain_recovers_nothing(relearne
     rows = {(row["method"], row["rule"]): row for row in relearned["verdicts"]}
     assert rows[("identity", RELEARN_RULE)]["verdict"] == "FAIL"
     assert rows[("retrain", RELEARN_RULE)]["verdict"] == "PASS"
+    assert methods["identity"]["few_shot"]["unlearned"]["mean"] == 0  # already there: no step needed
+    assert rows[("identity", 'relearn.few_shot == "not faster"')]["verdict"] == "FAIL"
+    assert rows[("retrain", 'relearn.few_shot == "not faster"')]["verdict"] == "PASS"

@@ -137,3 +137,16 @@ def test_apply_policy_evaluates_every_rule_on_every_method():
     assert {label: m["verdict"] for label, m in decided["methods"].items()} == \
         {"identity": FAIL, "retrain": PASS, "salun": PASS}
     assert decided["verdict"] == PASS
+
+
+def test_the_default_policy_reads_every_attack_the_spec_runs():
+    from audit.policy import BACKDOOR_RULE, RELEARN_RULE
+    from audit.spec import spec_from_dict
+    from helpers import small_config
+
+    assert spec_from_dict(small_config()).policy.rules == DEFAULT_RULES
+    spec = spec_from_dict(small_config(relearn={"run": ["retain"]}, backdoor={"fraction": 0.5}))
+    assert spec.policy.rules == (*DEFAULT_RULES, RELEARN_RULE, BACKDOOR_RULE)
+    explicit = spec_from_dict(small_config(relearn={"run": ["retain"]}, policy={"rules": ["metrics.TA >= 0.9"]}))
+    assert explicit.policy.rules == ("metrics.TA >= 0.9",)
+    assert spec_from_dict(spec.to_dict()).policy.rules == spec.policy.rules  # the resolved spec keeps them
