@@ -270,6 +270,17 @@ def _prepare_cached(data_json: str, forget_json: str, root: str | None, indices:
     )
 
 
+def auxiliary_set(name: str, root: Path | None, data: AuditData, path: str) -> Subset:
+    """Every image of another dataset, standardised like the audit's, for an attacker's own
+    data; it must have the audit's image shape and classes."""
+    source = load_source(name, root)
+    if tuple(source.x.shape[1:]) != data.input_shape or source.num_classes != data.num_classes:
+        raise SalunInputError(f"{path}: '{name}' has images of shape {tuple(source.x.shape[1:])} in "
+                              f"{source.num_classes} classes; the audit's are {data.input_shape} in {data.num_classes}")
+    (x,) = _standardise(data.channel_mean, data.channel_std, np.asarray(source.x, dtype=np.float32))
+    return Subset(x, torch.from_numpy(np.asarray(source.y, dtype=np.int64)))
+
+
 def load_source(name: str, root: Path | None) -> Source:
     loader = DATASETS.get(name, path="data.dataset")
     source = loader(root)

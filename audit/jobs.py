@@ -14,7 +14,7 @@ from torch import nn
 
 from attacks.relearn import accuracy, checkpoint_steps, relearn_curve, relearn_time
 from audit.augment import make_augmentation
-from audit.data import AuditData, Subset, prepare_data
+from audit.data import AuditData, Subset, auxiliary_set, prepare_data
 from audit.errors import Diverged, SalunInputError
 from audit.models import build_model
 from audit.observe import observe, predict_logits
@@ -154,14 +154,20 @@ def _observe(job: Job, spec: Spec, data: AuditData, store: Store, device: torch.
     store.put(job.key, {**meta, "status": "ok"}, arrays=arrays)
 
 
-def relearn_sets(data: AuditData, settings: Any) -> tuple[Subset, Subset, Subset]:
-    """The attacker's data, the same for every model: a random subset of the retain set, and
-    `shots` forget examples with the rest of the forget set to measure relearning on."""
+def relearn_sets(spec: Spec, data: AuditData, settings: Any) -> tuple[Subset, Subset, Subset]:
+    """The attacker's data, the same for every model: a random subset of the retain set (or of
+    relearn.aux_dataset), and `shots` forget examples with the rest of the forget set to
+    measure relearning on."""
     rng = numpy_generator("relearn", data.digest)
     retain = rng.permutation(data.retain)[: settings["aux_size"]]
     forget = rng.permutation(data.forget)
-    return data.pool_subset(np.sort(retain)), data.pool_subset(forget[: settings["shots"]]), \
-        data.pool_subset(np.sort(forget[settings["shots"]:]))
+    aux = data.pool_subset(np.sort(retain))
+    if settings.get("aux_dataset"):
+        root = spec.resolve_path(settings["aux_root"]) if settings.get("aux_root") else None
+        own = auxiliary_set(settings["aux_dataset"], root, data, "relearn.aux_dataset")
+        chosen = torch.from_numpy(np.sort(rng.permutation(len(own))[: settings["aux_size"]]))
+        aux = Subset(own.x[chosen], own.y[chosen])
+    return aux, data.pool_subset(forget[: settings["shots"]]), data.pool_subset(np.sort(forget[settings["shots"]:]))
 
 
 def _relearn(job: Job, spec: Spec, data: AuditData, store: Store, device: torch.device, meta: dict) -> None:
@@ -171,7 +177,7 @@ def _relearn(job: Job, spec: Spec, data: AuditData, store: Store, device: torch.
         return
     p, settings = job.params, job.params["settings"]
     model = load_model(spec, data, store, job.inputs[0], device)
-    aux, shots, rest = (subset.to(device) for subset in relearn_sets(data, settings))
+    aux, shots, rest = (subset.to(device) for subset in relearn_sets(spec, data, settings))
     generator = torch_generator("relearn", p["attack"], p["seed"])
     try:
         if p["attack"] == "retain":

@@ -179,7 +179,9 @@ class RelearnSection(Section):
     """Relearning attacks on every method's models and, identically, on the reference retrains."""
 
     run: tuple[Literal["retain", "few_shot"], ...] = ()  # none by default: they train every model again
-    aux_size: int = Field(default=200, ge=1)   # forget-free data: a random subset of the retain set
+    aux_size: int = Field(default=200, ge=1)   # forget-free data: a random subset of the retain set,
+    aux_dataset: str | None = None             # or of this registered dataset (same shape and classes)
+    aux_root: str | None = None                # its folder, for torchvision datasets
     steps: int = Field(default=200, ge=1)      # fine-tuning budget of the retain attack
     checkpoints: int = Field(default=5, ge=1)  # evenly spaced measurements after step 0
     lr: float = Field(default=0.01, gt=0)
@@ -191,6 +193,13 @@ class RelearnSection(Section):
     @classmethod
     def _tuple(cls, raw: Any) -> Any:
         return tuple(raw) if isinstance(raw, list) else raw
+
+    @field_validator("aux_dataset")
+    @classmethod
+    def _registered(cls, name: str | None) -> str | None:
+        if name is not None:
+            DATASETS.get(name, path="relearn.aux_dataset")
+        return name
 
 
 class BackdoorSection(Section):

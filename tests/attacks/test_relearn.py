@@ -83,3 +83,22 @@ def test_identity_has_nothing_to_recover_and_a_retrain_recovers_nothing(relearne
     assert methods["identity"]["few_shot"]["unlearned"]["mean"] == 0  # already there: no step needed
     assert rows[("identity", 'relearn.few_shot == "not faster"')]["verdict"] == "FAIL"
     assert rows[("retrain", 'relearn.few_shot == "not faster"')]["verdict"] == "PASS"
+
+
+def test_the_attacker_may_bring_its_own_dataset(tmp_path):
+    import dataclasses
+
+    from audit.data import auxiliary_set, load_source, prepare_data
+    from audit.errors import SalunInputError
+    from audit.jobs import relearn_sets
+
+    spec = small_spec(tmp_path, relearn={"run": ["retain"], "aux_dataset": "digits", "aux_size": 50})
+    data = prepare_data(spec)
+    aux, shots, rest = relearn_sets(spec, data, spec.relearn.model_dump())
+    own = auxiliary_set("digits", None, data, "relearn.aux_dataset")
+    assert len(own) == len(load_source("digits", None).y) and len(aux) == 50 and len(shots) == 10
+    assert all((own.x == row).flatten(1).all(1).any() for row in aux.x)  # every row is one of its images
+    default = relearn_sets(spec, data, {**spec.relearn.model_dump(), "aux_dataset": None})[0]
+    assert not set(map(tuple, default.x.flatten(1).tolist())) >= set(map(tuple, aux.x.flatten(1).tolist()))
+    with pytest.raises(SalunInputError, match="relearn.aux_dataset: 'digits' has images of shape"):
+        auxiliary_set("digits", None, dataclasses.replace(data, num_classes=5), "relearn.aux_dataset")
