@@ -7,9 +7,12 @@ identically on an unlearned model and on a retrained one (which has nothing to b
   holds nothing of the forget set, with forget accuracy, the forget set's mean φ and test
   accuracy recorded at checkpoints along the way;
 - few-shot relearning (relearn time): fine-tuning on k forget examples, counting the steps
-  until the accuracy on the rest of the forget set is back at the original model's.
+  until the accuracy on the rest of the forget set is back at the original model's;
+- DiMRA, for class-conditional generators: fine-tuning with the plain denoising loss on
+  forget-free data, generating for the forgotten class at each checkpoint.
 
-Both fine-tune with plain SGD and cross-entropy on a copy; the model given is never changed.
+The classifier attacks fine-tune with SGD and cross-entropy, DiMRA with Adam and the denoising
+loss, always on a copy: the model given is never changed.
 """
 
 from __future__ import annotations
@@ -25,6 +28,8 @@ from torch import nn
 
 from attacks.mia.signals import logit_scaled_confidence
 from audit.data import Subset
+from audit.ddpm import NoiseSchedule, denoising_loss, sample
+from audit.generation_metrics import judge_outputs
 from audit.observe import predict_logits
 from audit.training import descend, endless_batches
 
@@ -82,3 +87,28 @@ def relearn_time(model: nn.Module, shots: Subset, rest: Subset, target: float, m
         if accuracy(attacked, rest) >= target:
             return step
     return None
+
+
+def generation_relearn_curve(denoiser: nn.Module, schedule: NoiseSchedule, aux: Subset, judge: nn.Module,
+                             forgotten: int, steps: list[int], lr: float, batch_size: int, samples: int,
+                             guidance: float, generator: torch.Generator,
+                             clip: tuple[float, float] | None = None) -> dict[str, list[float]]:
+    """DiMRA: fine-tune a copy of the generator with the plain denoising loss on `aux` (nothing
+    of the forgotten class), and at each budget in `steps` generate `samples` images for the
+    forgotten class (`clip`: the data's range, as `audit.ddpm.sample` takes it); the judge's
+    share of them in that class is the generation rate."""
+    attacked = copy.deepcopy(denoiser)
+    attacked.train()
+    optimizer = torch.optim.Adam(attacked.parameters(), lr=lr)
+    losses = (denoising_loss(attacked, schedule, x, y, generator) for x, y in endless_batches(aux, batch_size, generator))
+    labels = torch.full((samples,), forgotten, dtype=torch.long)
+    curve: dict[str, list[float]] = {"steps": [], "forgotten_rate": []}
+    done = 0
+    for budget in steps:
+        descend(itertools.islice(losses, budget - done), optimizer)
+        done = budget
+        images = sample(attacked, schedule, labels, guidance, generator, tuple(aux.x.shape[1:]), clip=clip)
+        predictions = judge_outputs(judge, images)[0].argmax(1)
+        curve["steps"].append(budget)
+        curve["forgotten_rate"].append(float((predictions == forgotten).mean()))
+    return curve

@@ -102,3 +102,47 @@ def test_the_attacker_may_bring_its_own_dataset(tmp_path):
     assert not set(map(tuple, default.x.flatten(1).tolist())) >= set(map(tuple, aux.x.flatten(1).tolist()))
     with pytest.raises(SalunInputError, match="relearn.aux_dataset: 'digits' has images of shape"):
         auxiliary_set("digits", None, dataclasses.replace(data, num_classes=5), "relearn.aux_dataset")
+
+
+class MeanJudge(nn.Module):
+    """Class 0 for bright images, class 1 for dark ones."""
+
+    def __init__(self):
+        super().__init__()
+        self.head = nn.Linear(1, 2)
+        with torch.no_grad():
+            self.head.weight.copy_(torch.tensor([[1.0], [-1.0]]))
+            self.head.bias.zero_()
+
+    def features(self, x):
+        return x.flatten(1).mean(1, keepdim=True)
+
+    def forward(self, x):
+        return self.head(self.features(x))
+
+
+def blobs(label, n=64, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    sign = 1.0 if label == 0 else -1.0
+    return Subset(sign + 0.1 * torch.randn(n, 1, 4, 4, generator=g), torch.full((n,), label))
+
+
+def test_dimra_measures_the_forgotten_class_coming_back_only_when_the_data_brings_it():
+    from attacks.relearn import generation_relearn_curve
+    from audit.ddpm import Denoiser, NoiseSchedule, train_denoiser
+
+    schedule = NoiseSchedule(steps=100)
+    generator = Denoiser((1, 4, 4), 2, width=32, generator=torch.Generator().manual_seed(0))
+    train_denoiser(generator, blobs(1), schedule, 100, 3e-3, 32, torch.Generator().manual_seed(0))  # never saw 0
+    before = copy.deepcopy(generator.state_dict())
+
+    def attack(aux, lr):
+        return generation_relearn_curve(generator, schedule, aux, MeanJudge(), 0, [0, 150], lr, 32, 64, 0.0,
+                                        torch.Generator().manual_seed(1), clip=(-1.5, 1.5))
+
+    unchanged = attack(blobs(1, seed=2), 0.0)
+    assert unchanged["steps"] == [0, 150] and unchanged["forgotten_rate"][0] < 0.2
+    assert unchanged["forgotten_rate"][1] < 0.2  # no step size: nothing moves
+    assert attack(blobs(1, seed=2), 3e-3)["forgotten_rate"][1] < 0.2  # forget-free data brings nothing back
+    assert attack(blobs(0, seed=2), 3e-3)["forgotten_rate"][1] > 0.8  # data of the class does
+    assert all(torch.equal(before[k], v) for k, v in generator.state_dict().items())
