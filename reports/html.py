@@ -5,8 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
+from jinja2 import Environment, PackageLoader, StrictUndefined, UndefinedError, select_autoescape
 
+from audit.errors import SalunInputError
 from audit.store import write_text_atomic
 from reports.numbers import PERCENT, interval, summary
 from reports.plots import epsilon_figure, histogram_figure, relearn_figure, roc_figure
@@ -28,9 +29,11 @@ def _environment() -> Environment:
 
 
 def render_html(results: dict[str, Any]) -> str:
-    return _environment().get_template("report.html.j2").render(
-        r=results, percent_metrics=PERCENT
-    )
+    try:
+        return _environment().get_template("report.html.j2").render(r=results, percent_metrics=PERCENT)
+    except UndefinedError as error:
+        raise SalunInputError(f"results.json lacks what the report shows ({error}); it was written by another "
+                              f"salun version ({results.get('salun_version')}): rerun the audit") from None
 
 
 def write_html(results: dict[str, Any], path: Path) -> Path:

@@ -24,6 +24,8 @@ class PdfUnavailable(SalunInputError):
 
 
 def _weasyprint():
+    for name in ("weasyprint", "fontTools"):  # rendering steps and font notes, from import on
+        logging.getLogger(name).setLevel(logging.ERROR)
     try:
         import weasyprint
     except ImportError as error:
@@ -35,8 +37,6 @@ def _weasyprint():
 
 def render_pdf(results: dict[str, Any]) -> bytes:
     weasyprint = _weasyprint()
-    for name in ("weasyprint", "fontTools"):  # font-subsetting notes, not the user's concern
-        logging.getLogger(name).setLevel(logging.ERROR)
     return weasyprint.HTML(string=render_html(results)).write_pdf()
 
 
