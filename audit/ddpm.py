@@ -20,6 +20,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from audit.data import Subset
+from audit.models import initialise
 from audit.training import batches, descend, make_optimizer
 
 KINDS = ("linear", "cosine")
@@ -153,10 +154,7 @@ class Denoiser(nn.Module):
         if arch not in ("mlp", "unet"):
             raise ValueError(f"denoiser: unknown arch {arch!r}; expected mlp or unet")
         self.input_shape, self.num_classes, self.null_label, self.arch = tuple(input_shape), num_classes, num_classes, arch
-        seed = int(torch.randint(2**62, (1,), generator=generator).item()) if generator is not None else None
-        with torch.random.fork_rng(devices=[]):
-            if seed is not None:
-                torch.manual_seed(seed)
+        with torch.device("meta"):  # weights come from `generator` below, never from the global RNG
             emb = width if arch == "mlp" else 4 * width
             self.emb_dim = emb
             self.time = nn.Sequential(nn.Linear(emb, emb), nn.SiLU(), nn.Linear(emb, emb))
@@ -168,6 +166,8 @@ class Denoiser(nn.Module):
                 self.head = nn.Sequential(nn.LayerNorm(width), nn.SiLU(), nn.Linear(width, size))
             else:
                 self.unet = _UNet(self.input_shape[0], width, emb)
+        self.to_empty(device="cpu")
+        initialise(self, generator if generator is not None else torch.Generator())
 
     def forward(self, x_t: torch.Tensor, t: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         e = F.silu(self.time(timestep_embedding(t, self.emb_dim)) + self.label(labels))

@@ -149,6 +149,8 @@ def initialise(model: nn.Module, generator: torch.Generator) -> None:
                 nn.init.uniform_(module.bias, -bound, bound, generator=generator)
         elif isinstance(module, _NORMS):
             module.reset_parameters()
+        elif isinstance(module, nn.Embedding):
+            nn.init.normal_(module.weight, generator=generator)
         elif "generator" in inspect.signature(getattr(module, "reset_parameters", lambda: None)).parameters:
             module.reset_parameters(generator=generator)
         else:
