@@ -171,8 +171,11 @@ class Registry(Generic[T]):
 
 
 UNLEARNERS: Registry[Any] = Registry("unlearner", "salun.unlearners", ("unlearners",))
+# Methods for class-conditional generators: the same names may mean other algorithms there.
+GENERATION_UNLEARNERS: Registry[Any] = Registry("generation unlearner", "salun.generation_unlearners",
+                                                ("unlearners",))
 ATTACKS: Registry[Any] = Registry("attack", "salun.attacks", ("attacks",))
 DATASETS: Registry[Any] = Registry("dataset", "salun.datasets", ("audit.data",))
 MODELS: Registry[Any] = Registry("model", "salun.models", ("audit.models",))
 
-ALL = (UNLEARNERS, ATTACKS, DATASETS, MODELS)
+ALL = (UNLEARNERS, GENERATION_UNLEARNERS, ATTACKS, DATASETS, MODELS)

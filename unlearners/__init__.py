@@ -4,6 +4,7 @@ from unlearners import (  # noqa: F401
     boundary_expanding,
     boundary_shrink,
     finetune,
+    generation,
     grad_ascent,
     identity,
     influence,

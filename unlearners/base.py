@@ -50,6 +50,7 @@ class Task:
     augment: Augment | None = None  # the recipe's augmentation policy, for every training pass
     input_std: torch.Tensor | None = None  # (C, 1, 1): one pixel unit in standardised input units
     saliency: dict[str, torch.Tensor] | None = None  # the audit's cached forget gradient, if asked for
+    schedule: Any = None  # generation: the generator's audit.ddpm.NoiseSchedule
 
 
 class Unlearner(ABC):

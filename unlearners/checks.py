@@ -10,12 +10,15 @@ from __future__ import annotations
 
 import functools
 import inspect
+from collections.abc import Callable
+from types import SimpleNamespace
 from dataclasses import dataclass, field
 
 import torch
 from torch import nn
 
-from audit.data import AuditData, prepare_data
+from audit.data import AuditData, Subset, prepare_data
+from audit.ddpm import Denoiser, NoiseSchedule, train_denoiser
 from audit.jobs import make_task, new_model
 from audit.params import keyword_parameters
 from audit.registry import UNLEARNERS
@@ -72,6 +75,45 @@ def _task(unlearner: Unlearner, spec: Spec, data: AuditData, seed: int) -> Task:
                      torch_generator("check", "unlearn", seed), device)
 
 
+def _classification_problem() -> tuple[nn.Module, Callable[[Unlearner, int], Task]]:
+    spec, data, original = _problem()
+    return original, lambda unlearner, seed: _task(unlearner, spec, data, seed)
+
+
+GENERATION_RECIPE = SimpleNamespace(epochs=20, lr=3e-3, batch_size=32, p_uncond=0.1)
+
+
+@functools.cache
+def _generation_data() -> tuple[Subset, Subset, NoiseSchedule, dict[str, torch.Tensor]]:
+    """Two classes of 4x4 images, bright (0, to forget) and dark (1), and a denoiser trained on both."""
+    g = torch_generator("check", "generation data")
+    x = torch.cat([1 + 0.1 * torch.randn(48, 1, 4, 4, generator=g), -1 + 0.1 * torch.randn(48, 1, 4, 4, generator=g)])
+    y = torch.cat([torch.zeros(48, dtype=torch.long), torch.ones(48, dtype=torch.long)])
+    schedule = NoiseSchedule(steps=50)
+    model = Denoiser((1, 4, 4), 2, width=16, generator=torch_generator("check", "generation init"))
+    r = GENERATION_RECIPE
+    train_denoiser(model, Subset(x, y), schedule, r.epochs, r.lr, r.batch_size, torch_generator("check", "fit"),
+                   r.p_uncond)
+    return Subset(x[:48], y[:48]), Subset(x[48:], y[48:]), schedule, _snapshot(model)
+
+
+def _generation_problem() -> tuple[nn.Module, Callable[[Unlearner, int], Task]]:
+    forget, retain, schedule, weights = _generation_data()
+
+    def build(generator: torch.Generator) -> nn.Module:
+        return Denoiser((1, 4, 4), 2, width=16, generator=generator)
+
+    original = build(torch.Generator())
+    original.load_state_dict(weights)
+
+    def task(unlearner: Unlearner, seed: int) -> Task:
+        return Task(forget=forget, retain=retain if unlearner.tags.needs_retain else None, test=None, num_classes=2,
+                    device=torch.device("cpu"), generator=torch_generator("check", "unlearn", seed),
+                    recipe=GENERATION_RECIPE, build_model=build, forget_classes=(0,), schedule=schedule)
+
+    return original, task
+
+
 def _same(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> bool:
     return a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
 
@@ -107,15 +149,16 @@ def check_unlearner(target: str | type[Unlearner] | Unlearner) -> CheckReport:
     unlearner = target if isinstance(target, Unlearner) else _check_signature(cls, report)
     if unlearner is None:
         return report
-    if unlearner.tags.modality != "classification":
+    problems = {"classification": _classification_problem, "generation": _generation_problem}
+    if unlearner.tags.modality not in problems:
         report.expect(False, "modality is checked", f"no check problem for {unlearner.tags.modality!r}")
         return report
-    spec, data, original = _problem()
+    original, make = problems[unlearner.tags.modality]()
     before = _snapshot(original)
-    task = _task(unlearner, spec, data, 0)
+    task = make(unlearner, 0)
     try:
         first = unlearner.unlearn(original, task)
-        second = unlearner.unlearn(original, _task(unlearner, spec, data, 0))
+        second = unlearner.unlearn(original, make(unlearner, 0))
     except Exception as error:
         report.expect(False, "unlearns on the CPU with the data its tags ask for",
                       f"{type(error).__name__}: {error}")
