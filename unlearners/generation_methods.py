@@ -23,20 +23,16 @@ from audit.data import Subset
 from audit.ddpm import NoiseSchedule, denoising_loss
 from audit.training import descend, endless_batches
 from unlearners.generation_losses import dimum_loss, salun_generation_loss
-from unlearners.saliency import saliency_mask
+from unlearners.saliency import saliency_mask, summed_gradient
 
 
 def forgetting_gradient(model: nn.Module, schedule: NoiseSchedule, forget: Subset, generator: torch.Generator,
                         batch_size: int = 256) -> dict[str, torch.Tensor]:
     """∇θ of the denoising loss over the forget set (one noise draw per image); `model` untouched."""
-    names, params = zip(*[(n, p) for n, p in model.named_parameters() if p.requires_grad])
-    total = [torch.zeros_like(p) for p in params]
-    for start in range(0, len(forget), batch_size):
-        x, y = forget.x[start:start + batch_size], forget.y[start:start + batch_size]
-        loss = denoising_loss(model, schedule, x, y, generator) * len(x) / len(forget)
-        for accumulated, grad in zip(total, torch.autograd.grad(loss, params)):
-            accumulated += grad
-    return dict(zip(names, total))
+    return summed_gradient(model, (
+        denoising_loss(model, schedule, forget.x[start:start + batch_size], forget.y[start:start + batch_size],
+                       generator) * len(forget.x[start:start + batch_size]) / len(forget)
+        for start in range(0, len(forget), batch_size)))
 
 
 def _train(model: nn.Module, losses, lr: float, iterations: int) -> nn.Module:

@@ -9,6 +9,8 @@ layer, biases and norm parameters included), 0 elsewhere.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 import torch
 from torch import nn
 from torch.nn import functional as F
@@ -16,22 +18,27 @@ from torch.nn import functional as F
 from audit.data import Subset
 
 
+def summed_gradient(model: nn.Module, losses: Iterable[torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Σ ∇θ over the losses the iterable yields (each computed lazily), per named parameter."""
+    names, params = zip(*[(n, p) for n, p in model.named_parameters() if p.requires_grad])
+    total = [torch.zeros_like(p) for p in params]
+    for loss in losses:
+        for accumulated, grad in zip(total, torch.autograd.grad(loss, params)):
+            accumulated += grad
+    return dict(zip(names, total))
+
+
 def forget_gradient(model: nn.Module, forget: Subset, batch_size: int = 256) -> dict[str, torch.Tensor]:
     """g per named parameter, accumulated over the forget set in its stored order; `model` is untouched."""
     was_training = model.training
     model.eval()
-    names, params = zip(*[(n, p) for n, p in model.named_parameters() if p.requires_grad])
-    total = [torch.zeros_like(p) for p in params]
     try:
-        for start in range(0, len(forget), batch_size):
-            x, y = forget.x[start : start + batch_size], forget.y[start : start + batch_size]
-            loss = -F.cross_entropy(model(x), y, reduction="sum") / len(forget)
-            grads = torch.autograd.grad(loss, params)
-            for accumulated, grad in zip(total, grads):
-                accumulated += grad
+        return summed_gradient(model, (
+            -F.cross_entropy(model(forget.x[start:start + batch_size]), forget.y[start:start + batch_size],
+                             reduction="sum") / len(forget)
+            for start in range(0, len(forget), batch_size)))
     finally:
         model.train(was_training)
-    return dict(zip(names, total))
 
 
 def saliency_mask(gradient: dict[str, torch.Tensor], ratio: float) -> dict[str, torch.Tensor]:
