@@ -27,6 +27,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from attacks.mia.signals import logit_scaled_confidence
+from audit import metrics
 from audit.data import Subset
 from audit.ddpm import NoiseSchedule, denoising_loss, sample
 from audit.generation_metrics import judge_outputs
@@ -42,7 +43,7 @@ def checkpoint_steps(steps: int, checkpoints: int) -> list[int]:
 
 
 def accuracy(model: nn.Module, data: Subset) -> float:
-    return float((predict_logits(model, data.x).argmax(1) == data.y.cpu()).float().mean())
+    return metrics.accuracy(predict_logits(model, data.x).numpy(), data.y.cpu().numpy())
 
 
 def _losses(model: nn.Module, data: Subset, batch_size: int, generator: torch.Generator) -> Iterator[torch.Tensor]:
@@ -66,10 +67,10 @@ def relearn_curve(model: nn.Module, aux: Subset, forget: Subset, test: Subset, s
     for budget in steps:
         descend(itertools.islice(losses, budget - done), optimizer)
         done = budget
-        logits = predict_logits(attacked, forget.x).numpy()
+        logits, labels = predict_logits(attacked, forget.x).numpy(), forget.y.cpu().numpy()
         curve["steps"].append(budget)
-        curve["forget_accuracy"].append(float((logits.argmax(1) == forget.y.cpu().numpy()).mean()))
-        curve["forget_phi"].append(float(np.mean(logit_scaled_confidence(logits, forget.y.cpu().numpy()))))
+        curve["forget_accuracy"].append(metrics.accuracy(logits, labels))
+        curve["forget_phi"].append(float(np.mean(logit_scaled_confidence(logits, labels))))
         curve["test_accuracy"].append(accuracy(attacked, test))
     return curve
 
