@@ -9,12 +9,13 @@ from __future__ import annotations
 import hashlib
 import json
 import tomllib
+import typing
 from importlib import resources
 from pathlib import Path
 from typing import Any, Literal
 
 import pydantic
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationInfo, field_validator, model_validator
 
 from audit.augment import POLICIES
 from audit.errors import SalunInputError
@@ -30,6 +31,15 @@ MIA_FEATURES = ("confidence", "correctness", "entropy", "modified_entropy", "pro
 class Section(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
 
+    @field_validator("*", mode="before")
+    @classmethod
+    def _lists_as_tuples(cls, raw: Any, info: ValidationInfo) -> Any:
+        """TOML has lists; the frozen sections hold tuples."""
+        field = cls.model_fields.get(info.field_name)
+        if isinstance(raw, list) and field is not None and typing.get_origin(field.annotation) is tuple:
+            return tuple(raw)
+        return raw
+
 
 class AuditSection(Section):
     name: str = "audit"
@@ -37,11 +47,6 @@ class AuditSection(Section):
     device: Literal["auto", "cpu", "cuda"] = "auto"
     store: str = ".salun-store"
     reports: tuple[Literal[REPORT_FORMATS], ...] = REPORT_FORMATS  # type: ignore[valid-type]
-
-    @field_validator("reports", mode="before")
-    @classmethod
-    def _tuple(cls, raw: Any) -> Any:
-        return tuple(raw) if isinstance(raw, list) else raw
 
 
 class DataSection(Section):
@@ -157,11 +162,6 @@ class AttacksSection(Section):
     lira: LiraSection = Field(default_factory=LiraSection)
     rmia: RmiaSection = Field(default_factory=RmiaSection)
 
-    @field_validator("run", mode="before")
-    @classmethod
-    def _tuple(cls, raw: Any) -> Any:
-        return tuple(raw) if isinstance(raw, list) else raw
-
     @property
     def needs_shadows(self) -> bool:
         return any(name in self.run for name in ("lira", "rmia", "ulira"))
@@ -188,11 +188,6 @@ class RelearnSection(Section):
     batch_size: int = Field(default=32, ge=1)
     shots: int = Field(default=10, ge=1)       # few-shot: forget examples the attacker holds
     max_steps: int = Field(default=100, ge=1)  # few-shot: steps before "did not relearn"
-
-    @field_validator("run", mode="before")
-    @classmethod
-    def _tuple(cls, raw: Any) -> Any:
-        return tuple(raw) if isinstance(raw, list) else raw
 
     @field_validator("aux_dataset")
     @classmethod
