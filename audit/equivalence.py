@@ -51,6 +51,7 @@ import numpy as np
 
 from audit import stats
 from audit.seeds import numpy_generator
+from audit.tost import tost_bootstrap, tost_decision, tost_welch
 
 NEURIPS2023_VERSION = "1"
 DELTA = 1e-5
@@ -238,29 +239,6 @@ def permutation_min_p(nu: int, nr: int, resamples: int) -> float:
     return (1 + resamples * (2 if nu == nr else 1) / splits) / (1 + resamples)
 
 
-def tost_decision(tests: dict[str, dict[str, Any]], margin: float, alpha: float) -> dict[str, Any]:
-    """equivalent when Welch and bootstrap TOST both show |μ_u − μ_r| < margin; different when
-    both 1 − 2α intervals lie wholly outside ±margin (equivalence rejected at level α);
-    otherwise undecided, with the margin the tests could have shown."""
-    welch = tests["welch"]
-    if welch["ci"] is None:
-        return {"decision": "undecided", "why": f"too few models ({welch['n_u']} and {welch['n_r']})"}
-    level = f"{100 * (1 - 2 * alpha):g} %"
-    interval = ", ".join(f"{name} [{t['ci'][0]:.4g}, {t['ci'][1]:.4g}]" for name, t in tests.items())
-    if all(t["equivalent"] for t in tests.values()):
-        return {"decision": "equivalent", "why": f"{level} intervals {interval} lie inside ±{margin:g}"}
-    if all(t["ci"][0] >= margin or t["ci"][1] <= -margin for t in tests.values()):
-        return {"decision": "different", "why": f"{level} intervals {interval} lie outside ±{margin:g}"}
-    detectable = max(t["detectable_margin"] for t in tests.values())
-    if detectable > margin:
-        power = (f"underpowered: with {welch['n_u']} and {welch['n_r']} models the tests show equivalence "
-                 f"(80 % power) only within ±{detectable:.3g}, wider than the margin; add models")
-    else:
-        power = (f"the difference {welch['difference']:.4g} lies near the margin (the tests resolve "
-                 f"±{detectable:.3g}): neither equivalence nor a difference beyond it is shown")
-    return {"decision": "undecided", "why": f"{level} intervals {interval} straddle ±{margin:g}; {power}"}
-
-
 def _numbers(value: Any) -> Any:
     """`value` with numpy scalars and arrays as plain JSON numbers and lists."""
     if isinstance(value, dict):
@@ -293,8 +271,8 @@ def method_equivalence(unlearned_phi: np.ndarray, retrained_phi: np.ndarray, unl
     for name in ("UA", "RA", "TA", "MIA"):
         a, b = unlearned_metrics[name]["per_seed"], retrained_metrics[name]["per_seed"]
         tests = {
-            "welch": _numbers(stats.tost_welch(a, b, settings.margin, settings.alpha)),
-            "bootstrap": _numbers(stats.tost_bootstrap(a, b, settings.margin,
+            "welch": _numbers(tost_welch(a, b, settings.margin, settings.alpha)),
+            "bootstrap": _numbers(tost_bootstrap(a, b, settings.margin,
                                                        numpy_generator("equivalence", "tost", name, *seed),
                                                        settings.alpha)),
         }

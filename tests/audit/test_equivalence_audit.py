@@ -6,7 +6,7 @@ import numpy as np
 
 from audit.equivalence import per_example_epsilon
 from audit.pipeline import run_audit
-from audit.stats import tost_welch
+from audit.tost import tost_welch
 from helpers import small_spec
 
 

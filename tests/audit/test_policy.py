@@ -2,11 +2,10 @@
 
 import pytest
 
-from audit.equivalence import tost_decision
 from audit.errors import SalunInputError
 from audit.policy import (DEFAULT_RULES, FAIL, INCONCLUSIVE, PASS, apply_policy, evaluate_rule, overall_verdict,
                           parse_rule)
-from audit.stats import tost_welch
+from audit.tost import tost_decision, tost_welch
 
 
 def judge(text, namespace):

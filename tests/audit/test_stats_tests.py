@@ -15,9 +15,8 @@ from audit.stats import (
     epsilon_high_confidence,
     ks_per_example,
     permutation_per_example,
-    tost_bootstrap,
-    tost_welch,
 )
+from audit.tost import tost_bootstrap, tost_welch
 
 
 def test_benjamini_hochberg_matches_scipy():
