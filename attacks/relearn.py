@@ -93,11 +93,12 @@ def relearn_time(model: nn.Module, shots: Subset, rest: Subset, target: float, m
 def generation_relearn_curve(denoiser: nn.Module, schedule: NoiseSchedule, aux: Subset, judge: nn.Module,
                              forgotten: int, steps: list[int], lr: float, batch_size: int, samples: int,
                              guidance: float, generator: torch.Generator,
-                             clip: tuple[float, float] | None = None) -> dict[str, list[float]]:
+                             clip: tuple[float, float] | None = None) -> tuple[dict[str, list[float]], torch.Tensor]:
     """DiMRA: fine-tune a copy of the generator with the plain denoising loss on `aux` (nothing
     of the forgotten class), and at each budget in `steps` generate `samples` images for the
     forgotten class (`clip`: the data's range, as `audit.ddpm.sample` takes it); the judge's
-    share of them in that class is the generation rate."""
+    share of them in that class is the generation rate. Returns the curve and the images of
+    the last checkpoint."""
     attacked = copy.deepcopy(denoiser)
     attacked.train()
     optimizer = torch.optim.Adam(attacked.parameters(), lr=lr)
@@ -112,4 +113,4 @@ def generation_relearn_curve(denoiser: nn.Module, schedule: NoiseSchedule, aux: 
         predictions = judge_outputs(judge, images)[0].argmax(1)
         curve["steps"].append(budget)
         curve["forgotten_rate"].append(float((predictions == forgotten).mean()))
-    return curve
+    return curve, images

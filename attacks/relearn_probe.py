@@ -15,22 +15,26 @@ from audit.stats import summarize
 from audit.store import Store
 
 REFERENCE = "retrain (reference)"
-CURVES = ("forget_accuracy", "forget_phi", "test_accuracy")
+CURVES = {  # per task: the measure recovery is computed on, then the curves reported beside it
+    "classification": ("forget_accuracy", "forget_phi", "test_accuracy"),
+    "generation": ("forgotten_rate",),  # DiMRA: the judge's share of the forgotten class in the samples
+}
 
 
 def _outcomes(store: Store, keys: list[str]) -> list[dict[str, Any] | None]:
     return [meta if (meta := store.meta(key)).get("status") == "ok" else None for key in keys]
 
 
-def _retain_attack(reference: list, attacked: list, steps: list[int], alpha: float) -> dict[str, Any]:
+def _retain_attack(reference: list, attacked: list, steps: list[int], alpha: float,
+                   curves: tuple[str, ...]) -> dict[str, Any]:
     pairs = [(u["curve"], r["curve"]) for u, r in zip(attacked, reference) if u and r]
     if not pairs:
         return {"n_models": 0, "reason": "no seed with both an attacked and a reference model"}
-    u = np.array([p[0]["forget_accuracy"] for p in pairs])
-    r = np.array([p[1]["forget_accuracy"] for p in pairs])
+    u = np.array([p[0][curves[0]] for p in pairs])
+    r = np.array([p[1][curves[0]] for p in pairs])
     out = relearn_stats.recovery_curves(u, r, steps, alpha)
     out["n_models"] = len(pairs)
-    for name in ("forget_phi", "test_accuracy"):
+    for name in curves[1:]:
         out[name] = [summarize([p[0][name][c] for p in pairs]) for c in range(len(steps))]
     return out
 
@@ -41,18 +45,20 @@ def relearn_results(spec: Spec, plan: Plan, store: Store) -> dict[str, Any]:
         return {}
     settings = spec.relearn
     steps = checkpoint_steps(settings.steps, settings.checkpoints)
+    curves = CURVES[spec.task.kind]
     out: dict[str, Any] = {"version": VERSION, "settings": settings.model_dump(mode="json"), "steps": steps,
+                           "measure": curves[0],
                            "reference": {}, "methods": {label: {} for label in plan.unlearned}}
     alpha = spec.equivalence.alpha
     for attack, targets in plan.relearned.items():
         reference = _outcomes(store, targets[REFERENCE])
         if attack == "retain":
             out["reference"]["retain"] = {name: [summarize([r["curve"][name][c] for r in reference if r])
-                                                 for c in range(len(steps))] for name in CURVES}
+                                                 for c in range(len(steps))] for name in curves}
         for label in plan.unlearned:
             attacked = _outcomes(store, targets[label])
             if attack == "retain":
-                out["methods"][label].update(_retain_attack(reference, attacked, steps, alpha))
+                out["methods"][label].update(_retain_attack(reference, attacked, steps, alpha, curves))
             else:
                 few_shot = relearn_stats.relearn_time(
                     [a["steps_to_recover"] for a in attacked if a], [r["steps_to_recover"] for r in reference if r],

@@ -104,6 +104,11 @@ def limitations(spec: Any, mia: dict[str, Any], equivalence: dict[str, Any], row
                    f"{spec.relearn.lr:g} on {spec.relearn.aux_size} retain points; a stronger attacker may recover more.")
     if not spec.backdoor.enabled:
         out.append("No backdoor was planted, so deletion was not verified by triggered queries (Athena).")
+    return out + _common_limitations(rows, methods)
+
+
+def _common_limitations(rows: list[dict], methods: dict[str, str]) -> list[str]:
+    out = []
     undecided = [r for r in rows if r["verdict"] == "INCONCLUSIVE"]
     if undecided:
         out.append(f"{len(undecided)} of {len(rows)} rule evaluations could not decide with these models "
@@ -115,3 +120,60 @@ def limitations(spec: Any, mia: dict[str, Any], equivalence: dict[str, Any], row
     out.append("The findings hold for models trained with this recipe, data and seeds; they are statistical "
                "statements about populations, not a proof about any single deployed model.")
     return out
+
+
+def generation_tests_run(spec: Any, scope: dict[str, Any], equivalence: dict[str, Any],
+                         relearn: dict[str, Any]) -> list[dict]:
+    """The tests of a generation audit, as `tests_run` gives them for classifiers."""
+    n, g = scope["models_per_population"], spec.generation
+    tests = [{
+        "name": "Judge's view of the samples: UA (generation), probability of the forgotten class, accuracy of "
+                "the other classes' samples, Fréchet distance on judge features",
+        "version": "1",
+        "assumptions": f"a {spec.model.arch} judge trained on the whole pool, independent of the generators, "
+                       f"classifies {g.samples} samples per class and model (guidance {g.guidance:g}); its own "
+                       "errors count as the generator's",
+        "n": f"{n} generators per population, {g.samples} samples per class each",
+        "resolution": "the width of each interval over seeds; the Fréchet distance with this few samples is "
+                      "biased upwards and compares only within this audit",
+        "alpha": 0.05,
+    }]
+    if equivalence:
+        entries = list(equivalence.values())
+        tests.append({
+            "name": "TOST equivalence of UA, the forgotten-class probability and retained accuracy "
+                    "(Welch and bootstrap)",
+            "version": "1",
+            "assumptions": "one value per generator (its samples' mean); the seed means are roughly normal",
+            "n": f"{_range([e['n_models'] for e in entries], '{}')} generators per side",
+            "resolution": f"margin ±{spec.equivalence.margin:g}; margins the tests could show at 80 % power: "
+                          f"{_range([t['welch']['detectable_margin'] for e in entries for t in e['tost'].values() if t['welch']['detectable_margin'] is not None] or [float('nan')])}",
+            "alpha": spec.equivalence.alpha,
+        })
+    if relearn:
+        tests.append({
+            "name": "DiMRA: fine-tuning on forget-free data, the forgotten class's generation rate at checkpoints",
+            "version": relearn["version"],
+            "assumptions": f"Adam at lr {spec.relearn.lr:g}, batch {spec.relearn.batch_size}, on "
+                           f"{spec.relearn.aux_size} retain images; each retrained generator is attacked identically",
+            "n": f"{n} seed pairs",
+            "resolution": f"{g.samples} samples per checkpoint; recovery interval over seeds",
+            "alpha": spec.equivalence.alpha,
+        })
+    return tests
+
+
+def generation_limitations(spec: Any, equivalence: dict[str, Any], rows: list[dict],
+                           methods: dict[str, str]) -> list[str]:
+    out = [f"The judge decides what a sample shows; a sample it misreads counts for the class it names. "
+           f"Each generator was judged on {spec.generation.samples} samples per class."]
+    if not equivalence:
+        out.append("No retrain-equivalence test ran: each side needs at least 2 usable generators.")
+    if "retain" not in spec.relearn.run:
+        out.append("DiMRA did not run: a forgotten class that fine-tuning on other data brings back would not show.")
+    else:
+        out.append(f"DiMRA fine-tuned for {spec.relearn.steps} steps at learning rate {spec.relearn.lr:g}; "
+                   "a longer or stronger attack may recover more.")
+    out.append("Membership inference and backdoor verification were not run: salun defines them for classifiers.")
+    return out + _common_limitations(rows, methods)
+

@@ -250,6 +250,23 @@ def _numbers(value: Any) -> Any:
     return value
 
 
+def metric_tost(unlearned_metrics: dict[str, Any], retrained_metrics: dict[str, Any], names: tuple[str, ...],
+                settings: Any, *seed: object) -> dict[str, Any]:
+    """Welch and bootstrap TOST of each named metric's per-seed values, unlearned against
+    retrained, with the decision both give (`settings`: the spec's [equivalence])."""
+    tost = {}
+    for name in names:
+        a, b = unlearned_metrics[name]["per_seed"], retrained_metrics[name]["per_seed"]
+        tests = {
+            "welch": _numbers(tost_welch(a, b, settings.margin, settings.alpha)),
+            "bootstrap": _numbers(tost_bootstrap(a, b, settings.margin,
+                                                 numpy_generator("equivalence", "tost", name, *seed),
+                                                 settings.alpha)),
+        }
+        tost[name] = {**tost_decision(tests, settings.margin, settings.alpha), **tests}
+    return tost
+
+
 def method_equivalence(unlearned_phi: np.ndarray, retrained_phi: np.ndarray, unlearned_metrics: dict[str, Any],
                        retrained_metrics: dict[str, Any], spec: Any, *seed: object) -> dict[str, Any]:
     """Every retrain-equivalence test of one method: φ on the forget set, (models, examples) per
@@ -267,16 +284,7 @@ def method_equivalence(unlearned_phi: np.ndarray, retrained_phi: np.ndarray, unl
                                                  resamples=settings.permutations)
     ks_rejected, _ = stats.benjamini_hochberg(ks_p, settings.alpha)
     perm_rejected, _ = stats.benjamini_hochberg(perm_p, settings.alpha)
-    tost = {}
-    for name in ("UA", "RA", "TA", "MIA"):
-        a, b = unlearned_metrics[name]["per_seed"], retrained_metrics[name]["per_seed"]
-        tests = {
-            "welch": _numbers(tost_welch(a, b, settings.margin, settings.alpha)),
-            "bootstrap": _numbers(tost_bootstrap(a, b, settings.margin,
-                                                       numpy_generator("equivalence", "tost", name, *seed),
-                                                       settings.alpha)),
-        }
-        tost[name] = {**tost_decision(tests, settings.margin, settings.alpha), **tests}
+    tost = metric_tost(unlearned_metrics, retrained_metrics, ("UA", "RA", "TA", "MIA"), settings, *seed)
     null = per_example_epsilon(*_drawn_alike(u, r, numpy_generator("equivalence", "null", *seed)))
     return {
         "n_models": n, "n_examples": int(u.shape[1]), "resolution": resolution(n),

@@ -16,7 +16,7 @@ from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wai
 
 import torch
 
-from audit.jobs import run_job
+from audit.dispatch import run_job
 from audit.plan import Job
 from audit.progress import Progress
 from audit.spec import Spec

@@ -14,11 +14,11 @@ from torch import nn
 
 from attacks.relearn import accuracy, checkpoint_steps, relearn_curve, relearn_time
 from audit.augment import make_augmentation
-from audit.data import AuditData, Subset, auxiliary_set, prepare_data
+from audit.data import AuditData, Subset, auxiliary_set
 from audit.errors import Diverged, SalunInputError
 from audit.models import build_model
 from audit.observe import observe, predict_logits
-from audit.poison import backdoor_queries, poisoned
+from audit.poison import backdoor_queries
 from audit.plan import OBSERVE, RELEARN, SALIENCY, TRAIN, UNLEARN, Job
 from audit.registry import UNLEARNERS
 from audit.seeds import numpy_generator, torch_generator
@@ -94,7 +94,7 @@ def _training_set(job: Job, data: AuditData) -> Subset:
     if population == "shadow":
         p = job.params
         return data.pool_subset(shadow_train_positions(data, p["shadow"], p["shadows"], p["membership_seed"]))
-    return data.pool if population == "original" else data.retain_set
+    return data.pool if population in ("original", "judge") else data.retain_set
 
 
 def _train(job: Job, spec: Spec, data: AuditData, store: Store, device: torch.device, meta: dict) -> None:
@@ -195,19 +195,3 @@ def _relearn(job: Job, spec: Spec, data: AuditData, store: Store, device: torch.
 
 
 RUNNERS = {TRAIN: _train, SALIENCY: _saliency, UNLEARN: _unlearn, OBSERVE: _observe, RELEARN: _relearn}
-
-
-def run_job(job: Job, spec: Spec, store: Store) -> None:
-    """Compute one job and write its artifact (a failure of the method is an artifact too)."""
-    meta = {"kind": job.kind, "label": job.label, "params": job.params, "inputs": list(job.inputs)}
-    RUNNERS[job.kind](job, spec, _data_of(job, spec), store, torch.device(job.params["device"]), meta)
-
-
-def _data_of(job: Job, spec: Spec) -> AuditData:
-    """The clean data, or for the jobs that train on the original's pool, the pool with the
-    trigger planted (observations ask the clean pool and, besides, the triggered queries)."""
-    data = prepare_data(spec)
-    settings = job.params.get("backdoor")
-    if settings and job.kind != OBSERVE:
-        return poisoned(data, settings["fraction"], settings["target"], settings["size"])
-    return data

@@ -13,7 +13,7 @@ import numpy as np
 import torch
 
 from audit import __version__
-from audit.registry import DATASETS, MODELS, UNLEARNERS, Origin
+from audit.registry import DATASETS, GENERATION_UNLEARNERS, MODELS, UNLEARNERS, Origin
 
 CODE_PACKAGES = ("audit", "unlearners", "attacks")
 
@@ -66,7 +66,8 @@ def environment(device: torch.device, cpu_threads_per_job: int) -> dict[str, Any
 
 def plugins_used(spec) -> list[dict[str, Any]]:
     used = [("dataset", DATASETS, spec.data.dataset), ("model", MODELS, spec.model.arch)]
-    used += [("unlearner", UNLEARNERS, u.method) for u in spec.unlearners.values()]
+    methods = GENERATION_UNLEARNERS if spec.task.kind == "generation" else UNLEARNERS
+    used += [("unlearner", methods, u.method) for u in spec.unlearners.values()]
     seen, rows = set(), []
     for kind, registry, name in used:
         if (kind, name) not in seen:

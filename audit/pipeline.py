@@ -8,6 +8,8 @@ from typing import Any
 
 from audit.data import prepare_data
 from audit.execute import execute
+from audit.generation_plan import build_generation_plan
+from audit.generation_results import build_generation_results
 from audit.plan import build_plan
 from audit.progress import Progress
 from audit.results import build_results, load_results, write_results
@@ -36,7 +38,8 @@ def run_audit(
     resolved = resolve_device(device or spec.audit.device)
     data = prepare_data(spec)
     store = Store(spec.audit.store)
-    plan = build_plan(spec, data, resolved)
+    generating = spec.task.kind == "generation"
+    plan = (build_generation_plan if generating else build_plan)(spec, data, resolved)
     log.info(
         "audit %s: %d jobs, %d seeds, methods %s, on %s (store %s)",
         spec.audit.name, len(plan.jobs), len(plan.seeds), ", ".join(spec.unlearners), resolved, store.root,
@@ -45,7 +48,8 @@ def run_audit(
     if spec.attacks.run:
         log.info("scoring membership inference: %s on %d targets, %d bootstrap resamples each",
                  ", ".join(spec.attacks.run), 2 + len(plan.unlearned), spec.attacks.bootstrap)
-    write_results(build_results(spec, data, plan, store, resolved, command), out / "results.json")
+    build = build_generation_results if generating else build_results
+    write_results(build(spec, data, plan, store, resolved, command), out / "results.json")
     results = load_results(out / "results.json")  # reports see exactly what the file holds
     written = [out / "results.json"] + write_reports(results, out, spec.audit.reports)
     log.info("wrote %s", ", ".join(str(path) for path in written))

@@ -18,6 +18,7 @@ from audit.registry import MODELS, UNLEARNERS
 from audit.spec import Spec, canonical_json
 
 TRAIN, SALIENCY, UNLEARN, OBSERVE, RELEARN = "train", "saliency", "unlearn", "observe", "relearn"
+GENERATOR, UNLEARN_GENERATOR, SAMPLE, DIMRA = "train_generator", "unlearn_generator", "sample", "dimra"
 
 
 @dataclass(frozen=True)
@@ -45,9 +46,11 @@ class Plan:
     shadows: list[str] = field(default_factory=list)  # shadow originals, in shadow order
     shadow_unlearned: dict[str, list[str]] = field(default_factory=dict)  # method label -> per shadow
     relearned: dict[str, dict[str, list[str]]] = field(default_factory=dict)  # attack -> target -> per seed
+    judge: str | None = None  # generation: the judge classifier
+    samples_of: dict[str, str] = field(default_factory=dict)  # generation: generator key -> its samples' key
 
 
-def _code(**plugins: tuple[Any, Any]) -> dict[str, Any]:
+def code_versions(**plugins: tuple[Any, Any]) -> dict[str, Any]:
     """salun's source digest, plus the version of every third-party plugin the job runs."""
     code: dict[str, Any] = {"salun": source_digest()}
     for role, (origin, obj) in plugins.items():
@@ -60,7 +63,7 @@ def _code(**plugins: tuple[Any, Any]) -> dict[str, Any]:
 def build_plan(spec: Spec, data: AuditData, device: torch.device) -> Plan:
     seeds = list(range(spec.audit.seeds))
     model_plugin = (MODELS.origin(spec.model.arch), MODELS.get(spec.model.arch))
-    train_code = _code(model=model_plugin)
+    train_code = code_versions(model=model_plugin)
     recipe = {
         "model": spec.model.flat(),
         "train": spec.train.model_dump(mode="json"),
@@ -119,7 +122,7 @@ def build_plan(spec: Spec, data: AuditData, device: torch.device) -> Plan:
 
     def unlearn(label: str, section: Any, seed: int | str, original: str) -> str:
         method = UNLEARNERS.get(section.method)
-        code = _code(model=model_plugin, unlearner=(UNLEARNERS.origin(section.method), method))
+        code = code_versions(model=model_plugin, unlearner=(UNLEARNERS.origin(section.method), method))
         params = {"method": section.method, "hyperparameters": section.params, "seed": seed,
                   **shadow_params(seed), "data": data.digest, **recipe}
         inputs = (original, saliency(seed, original)) if method.tags.needs_saliency else (original,)

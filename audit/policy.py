@@ -38,6 +38,10 @@ DEFAULT_RULES = (
     'equivalence.tost.MIA == "equivalent"',
     "mia.ulira.auc <= 0.55",
 )
+GENERATION_RULES = (  # a generation audit's default: the judge sees what it sees of retrained generators
+    'equivalence.tost.forgotten_probability == "equivalent"',
+    'equivalence.tost.retained_accuracy == "equivalent"',
+)
 RELEARN_RULE = "relearn.recovery <= 0.05"      # added to the default when [relearn] runs "retain"
 BACKDOOR_RULE = 'backdoor.verdict == "deleted"'  # added to the default when [backdoor] plants a trigger
 CONTROLS = {"identity": FAIL, "retrain": PASS}  # method -> the verdict a sound policy gives it

@@ -7,7 +7,7 @@ import hashlib
 import json
 import math
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import torch
 
@@ -33,7 +33,8 @@ from audit.store import Store, write_text_atomic
 SCHEMA = "salun.results/1"
 METRICS_PROBE = ("metrics", "1")
 TIMING_KEYS = frozenset({"created", "runtime_s", "wall_time_s"})
-RUN_KEYS = frozenset({"command"})  # how this run was invoked: not a result
+RUN_KEYS = frozenset({"command"})
+UNBOUNDED = frozenset({"runtime_s", "FID"})  # every other summarised quantity is a fraction  # how this run was invoked: not a result
 
 
 def _metrics_of(store: Store, plan: Plan, model_key: str, data: AuditData, spec: Spec) -> dict[str, float] | None:
@@ -43,9 +44,9 @@ def _metrics_of(store: Store, plan: Plan, model_key: str, data: AuditData, spec:
     return classification_metrics(store.arrays(observation_key), data, spec.metrics.mia_feature)
 
 
-def _summaries(rows: list[dict[str, float]], names: tuple[str, ...]) -> dict[str, Any]:
+def summaries(rows: list[dict[str, float]], names: tuple[str, ...]) -> dict[str, Any]:
     """Each named quantity summarised over seeds; fractions keep their interval inside [0, 1]."""
-    return {name: summarize([row[name] for row in rows], bounds=(0.0, math.inf) if name == "runtime_s" else (0.0, 1.0))
+    return {name: summarize([row[name] for row in rows], bounds=(0.0, math.inf) if name in UNBOUNDED else (0.0, 1.0))
             for name in names}
 
 
@@ -55,7 +56,7 @@ def forget_digest(data: AuditData) -> str:
     return hashlib.sha256("".join(f"{i}\n" for i in indices).encode()).hexdigest()
 
 
-def _sizes(data: AuditData) -> dict[str, int]:
+def sizes(data: AuditData) -> dict[str, int]:
     return {
         "forget": len(data.forget),
         "retain": len(data.retain),
@@ -63,25 +64,26 @@ def _sizes(data: AuditData) -> dict[str, int]:
     }
 
 
-def _method(label: str, keys: list[str], references: list[dict[str, float]], spec: Spec,
-            data: AuditData, plan: Plan, store: Store) -> tuple[dict, dict, dict]:
-    """One method's metric table, its probe entry and its verdict on divergence."""
+def method_table(label: str, keys: list[str], values_of: Callable[[int, str], dict[str, float] | None],
+                 names: tuple[str, ...], plan: Plan, store: Store, n_examples: dict[str, int]) -> tuple[dict, dict, dict]:
+    """One method's table of `names` over seeds (plus runtime), its probe entry and its verdict on
+    divergence; `values_of(seed, model key)` gives one seed's numbers, None when its model failed."""
     rows, failures = [], []
     for seed, key in zip(plan.seeds, keys):
-        values = _metrics_of(store, plan, key, data, spec)
+        values = values_of(seed, key)
         if values is None:
-            reason = store.meta(key).get("reason") or store.meta(plan.observation_of[key]).get("reason")
+            observed = plan.observation_of.get(key) or plan.samples_of.get(key)
+            reason = store.meta(key).get("reason") or (store.meta(observed).get("reason") if observed else None)
             failures.append({"seed": seed, "reason": reason})
             continue
-        values["avg_gap"] = avg_gap(values, references[seed])
         values["runtime_s"] = store.meta(key)["runtime_s"]
         rows.append(values)
-    table = {**_summaries(rows, (*METRICS, "avg_gap", "runtime_s")), "failures": failures}
+    table = {**summaries(rows, (*names, "runtime_s")), "failures": failures}
     verdict = FAIL if failures else PASS
     probe = {
         "id": METRICS_PROBE[0], "version": METRICS_PROBE[1], "method": label,
-        "n_models": len(rows), "n_examples": _sizes(data),
-        "stats": {name: table[name] for name in (*METRICS, "avg_gap")},
+        "n_models": len(rows), "n_examples": n_examples,
+        "stats": {name: table[name] for name in names},
         "verdict": verdict,
         "why": "; ".join(f"seed {f['seed']}: {f['reason']}" for f in failures) or "finite weights on every seed",
     }
@@ -100,12 +102,17 @@ def build_results(spec: Spec, data: AuditData, plan: Plan, store: Store, device:
         raise SalunInputError("train: a trained model outputs non-finite logits; try a smaller train.lr")
     metrics: dict[str, Any] = {}
     probes, verdicts = [], []
+    def values_of(seed: int, key: str) -> dict[str, float] | None:
+        values = _metrics_of(store, plan, key, data, spec)
+        return None if values is None else {**values, "avg_gap": avg_gap(values, references[seed])}
+
     for label, keys in plan.unlearned.items():
-        metrics[label], probe, rule = _method(label, keys, references, spec, data, plan, store)
+        metrics[label], probe, rule = method_table(label, keys, values_of, (*METRICS, "avg_gap"), plan, store,
+                                                   sizes(data))
         probes.append(probe)
         verdicts.append(rule)
     mia = mia_results(spec, data, plan, store)
-    equivalence = equivalence_results(spec, data, plan, store, metrics, _summaries(references, METRICS))
+    equivalence = equivalence_results(spec, data, plan, store, metrics, summaries(references, METRICS))
     relearn = relearn_results(spec, plan, store)
     backdoor = backdoor_results(spec, plan, StoredObservations(store, plan, data))
     namespaces = {label: {"equivalence": equivalence.get(label), "mia": mia.get("methods", {}).get(label),
@@ -115,11 +122,11 @@ def build_results(spec: Spec, data: AuditData, plan: Plan, store: Store, device:
     methods = {label: section.method for label, section in spec.unlearners.items()}
     decided = apply_policy(spec.policy.rules, namespaces, methods, verdicts)
     probes += _mia_probes(mia) + _equivalence_probes(equivalence)
-    _probe_verdicts(probes, decided["verdicts"])
+    probe_verdicts(probes, decided["verdicts"])
     scope = {
         "dataset": data.dataset, "num_classes": data.num_classes, "pool": len(data.pool),
         "test": len(data.test), "forget_kind": spec.forget.kind,
-        "forget_classes": list(data.forget_classes), **{f"{k}_size": v for k, v in _sizes(data).items()},
+        "forget_classes": list(data.forget_classes), **{f"{k}_size": v for k, v in sizes(data).items()},
         "forget_digest": forget_digest(data), "models_per_population": len(plan.seeds),
         "model": spec.model.arch, "methods": list(plan.unlearned), "device": device.type,
     }
@@ -127,10 +134,10 @@ def build_results(spec: Spec, data: AuditData, plan: Plan, store: Store, device:
         "schema": SCHEMA,
         "salun_version": __version__,
         "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-        "manifest": {**_manifest(spec, data, plan, device), "command": command},
+        "manifest": {**manifest_of(spec, data, plan, device), "command": command},
         "spec": spec.to_dict(),
         "scope": scope,
-        "populations": {"original": _summaries(originals, METRICS), "retrain": _summaries(references, METRICS)},
+        "populations": {"original": summaries(originals, METRICS), "retrain": summaries(references, METRICS)},
         "metrics": metrics,
         "mia": mia,
         "equivalence": equivalence,
@@ -196,7 +203,7 @@ def _equivalence_probes(equivalence: dict[str, Any]) -> list[dict[str, Any]]:
     } for label, entry in equivalence.items()]
 
 
-def _probe_verdicts(probes: list[dict[str, Any]], rows: list[dict[str, Any]]) -> None:
+def probe_verdicts(probes: list[dict[str, Any]], rows: list[dict[str, Any]]) -> None:
     """Each probe's verdict combines the rules that read it; a probe no rule reads is only reported."""
     for probe in probes:
         if "verdict" in probe:
@@ -207,7 +214,7 @@ def _probe_verdicts(probes: list[dict[str, Any]], rows: list[dict[str, Any]]) ->
         probe["why"] = "; ".join(f"{row['rule']}: {row['verdict']}" for row in read) or "no policy rule reads it"
 
 
-def _manifest(spec: Spec, data: AuditData, plan: Plan, device: torch.device) -> dict[str, Any]:
+def manifest_of(spec: Spec, data: AuditData, plan: Plan, device: torch.device) -> dict[str, Any]:
     return {
         "spec_digest": spec.digest(),
         "data_digest": data.digest,

@@ -20,8 +20,8 @@ from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationInfo, 
 from audit.augment import POLICIES
 from audit.errors import SalunInputError
 from audit.params import describe_errors, validate_keywords
-from audit.policy import BACKDOOR_RULE, DEFAULT_RULES, RELEARN_RULE, parse_rule
-from audit.registry import DATASETS, MODELS, UNLEARNERS
+from audit.policy import BACKDOOR_RULE, DEFAULT_RULES, GENERATION_RULES, RELEARN_RULE, parse_rule
+from audit.registry import DATASETS, GENERATION_UNLEARNERS, MODELS, UNLEARNERS
 
 DEFAULT_SPEC_RESOURCE = "default_audit.toml"
 REPORT_FORMATS = ("html", "pdf", "junit")  # written by every audit unless audit.reports says otherwise
@@ -47,6 +47,13 @@ class AuditSection(Section):
     device: Literal["auto", "cpu", "cuda"] = "auto"
     store: str = ".salun-store"
     reports: tuple[Literal[REPORT_FORMATS], ...] = REPORT_FORMATS  # type: ignore[valid-type]
+
+
+class TaskSection(Section):
+    """classification: the audited models are classifiers. generation: they are class-conditional
+    diffusion models ([generation]), and [model]/[train] describe the judge classifier."""
+
+    kind: Literal["classification", "generation"] = "classification"
 
 
 class DataSection(Section):
@@ -125,6 +132,29 @@ class TrainSection(Section):
     weight_decay: float = Field(default=5e-4, ge=0)
     schedule: Literal["constant", "cosine", "linear"] = "cosine"
     augmentation: Literal[POLICIES] = "none"  # type: ignore[valid-type]
+
+
+class GenerationSection(Section):
+    """The audited generators: a class-conditional DDPM with classifier-free guidance."""
+
+    arch: Literal["mlp", "unet"] = "mlp"       # mlp for 8×8 digits; unet for 28×28 and 32×32 (GPU)
+    width: int = Field(default=256, ge=4)      # mlp hidden units, unet base channels
+    schedule: Literal["linear", "cosine"] = "linear"
+    steps: int = Field(default=200, ge=2)      # diffusion steps T
+    epochs: int = Field(default=100, ge=1)
+    lr: float = Field(default=1e-3, gt=0)      # Adam
+    batch_size: int = Field(default=128, ge=1)
+    p_uncond: float = Field(default=0.1, ge=0, lt=1)  # label dropped to ∅ while training, for guidance
+    guidance: float = Field(default=2.0, ge=0)  # classifier-free guidance scale w
+    clip: bool = True                          # clamp the predicted x0 to the data's range while sampling
+    samples: int = Field(default=100, ge=2)    # images per class and model the judge classifies
+    grid: int = Field(default=8, ge=1)         # images per class in the report's sample grids
+
+    @model_validator(mode="after")
+    def _grid_within_samples(self) -> "GenerationSection":
+        if self.grid > self.samples:
+            raise SalunInputError(f"generation.grid: {self.grid} is more than generation.samples ({self.samples})")
+        return self
 
 
 class MetricsSection(Section):
@@ -239,10 +269,12 @@ class UnlearnerSection(Section):
 
 class Spec(Section):
     audit: AuditSection = Field(default_factory=AuditSection)
+    task: TaskSection = Field(default_factory=TaskSection)
     data: DataSection = Field(default_factory=DataSection)
     forget: ForgetSection = Field(default_factory=ForgetSection)
     model: ModelSection = Field(default_factory=ModelSection)
     train: TrainSection = Field(default_factory=TrainSection)
+    generation: GenerationSection = Field(default_factory=GenerationSection)
     metrics: MetricsSection = Field(default_factory=MetricsSection)
     attacks: AttacksSection = Field(default_factory=AttacksSection)
     equivalence: EquivalenceSection = Field(default_factory=EquivalenceSection)
@@ -264,16 +296,43 @@ class Spec(Section):
             value = raw.get(name, {})
             return value.model_dump() if isinstance(value, BaseModel) else value if isinstance(value, dict) else {}
 
-        rules = list(DEFAULT_RULES)
+        generating = section("task").get("kind") == "generation"
+        rules = list(GENERATION_RULES if generating else DEFAULT_RULES)
         if "retain" in (section("relearn").get("run") or ()):
             rules.append(RELEARN_RULE)
         if (section("backdoor").get("fraction") or 0) > 0:
             rules.append(BACKDOOR_RULE)
         return {**raw, "policy": {"rules": rules}}
 
+    @model_validator(mode="before")
+    @classmethod
+    def _no_attacks_on_generators(cls, raw: Any) -> Any:
+        """Membership inference is defined here for classifiers; a generation audit runs none unless asked."""
+        if not isinstance(raw, dict) or "attacks" in raw:
+            return raw
+        task = raw.get("task")
+        kind = task.kind if isinstance(task, TaskSection) else task.get("kind") if isinstance(task, dict) else None
+        return {**raw, "attacks": {"run": []}} if kind == "generation" else raw
+
+    @model_validator(mode="after")
+    def _generation_scope(self) -> "Spec":
+        if self.task.kind != "generation":
+            return self
+        if self.forget.kind != "class" or len(self.forget.classes or ()) != 1:
+            raise SalunInputError("forget: a generation audit forgets one class; set forget.kind = \"class\" "
+                                  "and forget.classes = [c]")
+        if self.attacks.run:
+            raise SalunInputError("attacks.run: membership inference runs on classifiers only; "
+                                  "set attacks.run = [] for a generation audit")
+        if self.backdoor.enabled:
+            raise SalunInputError("backdoor.fraction: backdoor verification runs on classifiers only")
+        if "few_shot" in self.relearn.run:
+            raise SalunInputError('relearn.run: a generation audit runs DiMRA ("retain"), not "few_shot"')
+        return self
+
     @field_validator("unlearners", mode="before")
     @classmethod
-    def _validate_unlearners(cls, raw: Any) -> Any:
+    def _validate_unlearners(cls, raw: Any, info: ValidationInfo) -> Any:
         if not isinstance(raw, dict):
             raise SalunInputError("unlearners: expected a table of [unlearners.<name>] sections")
         if not raw:
@@ -289,7 +348,9 @@ class Spec(Section):
                 raise SalunInputError(f"{path}: expected a table of hyperparameters, got {body!r}")
             body = dict(body)
             method = body.pop("method", label)
-            unlearner = UNLEARNERS.get(method, path=path)
+            task = info.data.get("task")
+            registry = GENERATION_UNLEARNERS if task is not None and task.kind == "generation" else UNLEARNERS
+            unlearner = registry.get(method, path=path)
             sections[label] = UnlearnerSection(method=method, params=validate_keywords(unlearner, body, path))
         return sections
 
@@ -304,8 +365,9 @@ class Spec(Section):
         def table(section: Section) -> dict[str, Any]:
             return {k: v for k, v in section.model_dump(mode="json").items() if v is not None}
 
-        return {
+        resolved = {
             "audit": table(self.audit),
+            "task": table(self.task),
             "data": table(self.data),
             "forget": table(self.forget),
             "model": _jsonable(self.model.flat()),
@@ -318,6 +380,9 @@ class Spec(Section):
             "policy": {"rules": list(self.policy.rules)},
             "unlearners": {label: _jsonable(u.flat()) for label, u in self.unlearners.items()},
         }
+        if self.task.kind == "generation":
+            resolved["generation"] = table(self.generation)
+        return resolved
 
     def digest(self) -> str:
         """SHA-256 of the canonical JSON of the resolved spec (the store folder and the report formats left out)."""

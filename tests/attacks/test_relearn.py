@@ -138,9 +138,11 @@ def test_dimra_measures_the_forgotten_class_coming_back_only_when_the_data_bring
 
     def attack(aux, lr):
         return generation_relearn_curve(generator, schedule, aux, MeanJudge(), 0, [0, 150], lr, 32, 64, 0.0,
-                                        torch.Generator().manual_seed(1), clip=(-1.5, 1.5))
+                                        torch.Generator().manual_seed(1), clip=(-1.5, 1.5))[0]
 
-    unchanged = attack(blobs(1, seed=2), 0.0)
+    unchanged, images = generation_relearn_curve(generator, schedule, blobs(1, seed=2), MeanJudge(), 0, [0, 150],
+                                                 0.0, 32, 64, 0.0, torch.Generator().manual_seed(1), clip=(-1.5, 1.5))
+    assert images.shape == (64, 1, 4, 4)  # the last checkpoint's samples, for the report
     assert unchanged["steps"] == [0, 150] and unchanged["forgotten_rate"][0] < 0.2
     assert unchanged["forgotten_rate"][1] < 0.2  # no step size: nothing moves
     assert attack(blobs(1, seed=2), 3e-3)["forgotten_rate"][1] < 0.2  # forget-free data brings nothing back
