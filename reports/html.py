@@ -10,7 +10,7 @@ from jinja2 import Environment, PackageLoader, StrictUndefined, UndefinedError, 
 from audit.errors import SalunInputError
 from audit.store import write_text_atomic
 from reports.numbers import PERCENT, interval, summary
-from reports.plots import epsilon_figure, histogram_figure, relearn_figure, roc_figure
+from reports.plots import epsilon_figure, histogram_figure, relearn_figure, roc_figure, sample_grid_figure
 
 
 def _environment() -> Environment:
@@ -24,7 +24,7 @@ def _environment() -> Environment:
     env.filters["summary"] = summary
     env.filters["interval"] = interval
     env.globals.update(roc_figure=roc_figure, histogram_figure=histogram_figure, epsilon_figure=epsilon_figure,
-                       relearn_figure=relearn_figure)
+                       relearn_figure=relearn_figure, sample_grid_figure=sample_grid_figure)
     return env
 
 

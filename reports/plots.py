@@ -1,7 +1,7 @@
 """The report's figures, drawn by matplotlib as inline SVG from the plot data in results.json.
 
-Text stays text (no embedded fonts, no raster), there is no script and no external file,
-so a report is one file that renders offline, on a phone and in print. The SVG carries no
+Text stays text (no embedded fonts; only sample grids are raster, inlined as PNG), there is no
+script and no external file, so a report is one file that renders offline, on a phone and in print. The SVG carries no
 date, so a report renders the same every time, and its element ids are salted with the
 title and the data drawn, so two figures inlined in one page never share an id.
 """
@@ -15,6 +15,7 @@ import re
 from typing import Any
 
 import matplotlib
+import numpy as np
 
 matplotlib.use("Agg")
 
@@ -98,9 +99,10 @@ def epsilon_figure(eps: list[float], floor: float, resolution: float, title: str
         return _svg(fig, title, eps, floor, resolution)
 
 
-def relearn_figure(steps: list[int], attacked: list[dict], reference: list[dict], title: str) -> Markup:
-    """Forget accuracy along the relearning attack: the method's models against the reference
-    retrains under the same attack, each a mean over seeds with its 95 % interval."""
+def relearn_figure(steps: list[int], attacked: list[dict], reference: list[dict], title: str,
+                   measure: str = "forget accuracy") -> Markup:
+    """`measure` (a fraction, drawn in %) along the relearning attack: the method's models against
+    the reference retrains under the same attack, each a mean over seeds with its 95 % interval."""
     with matplotlib.rc_context(STYLE):
         fig, ax = _axes(title)
         for curve, colour, label in ((attacked, MEMBERS, "unlearned, attacked"),
@@ -109,6 +111,38 @@ def relearn_figure(steps: list[int], attacked: list[dict], reference: list[dict]
             if all(c["ci95"] for c in curve):
                 ax.fill_between(steps, [100 * c["ci95"][0] for c in curve], [100 * c["ci95"][1] for c in curve],
                                 color=colour, alpha=0.15, linewidth=0)
-        ax.set(xlabel="fine-tuning steps on retain data", ylabel="forget accuracy (%)", ylim=(-2, 102))
+        ax.set(xlabel="fine-tuning steps on retain data", ylabel=f"{measure} (%)", ylim=(-2, 102))
         ax.legend(fontsize=7)
-        return _svg(fig, title, steps, attacked, reference)
+        return _svg(fig, title, steps, attacked, reference, measure)
+
+
+def _mosaic(rows: list[list], low: float, high: float) -> np.ndarray:
+    """Images (C, H, W) in rows, one pixel of background between them, scaled to [0, 1]."""
+    images = [np.asarray(row, dtype=np.float64) for row in rows]
+    channels, height, width = next(len(r) and r.shape[1:] for r in images if len(r))
+    columns = max(len(r) for r in images)
+    out = np.ones((len(rows) * (height + 1) - 1, columns * (width + 1) - 1, channels))
+    for i, row in enumerate(images):
+        for j, image in enumerate(row):
+            scaled = 1 - np.clip((image - low) / (high - low or 1), 0, 1) if channels == 1 else \
+                np.clip((image - low) / (high - low or 1), 0, 1)  # one channel: ink dark on white
+            out[i * (height + 1):i * (height + 1) + height, j * (width + 1):j * (width + 1) + width] = \
+                np.moveaxis(scaled, 0, -1)
+    return out[..., 0] if channels == 1 else out
+
+
+def sample_grid_figure(rows: list[list], pixel_range: list[float], row_labels: list[str], title: str) -> Markup:
+    """Generated images, one row per label (a class), drawn in the data's own pixel range."""
+    with matplotlib.rc_context(STYLE):
+        mosaic = _mosaic(rows, *pixel_range)
+        fig, ax = plt.subplots(figsize=(0.3 * mosaic.shape[1] / (mosaic.shape[0] / len(rows)) + 0.8,
+                                        0.3 * len(rows) + 0.4))
+        ax.imshow(mosaic, cmap="gray", vmin=0, vmax=1, interpolation="nearest")
+        height = (mosaic.shape[0] + 1) / len(rows)
+        ax.set_yticks([i * height + (height - 1) / 2 for i in range(len(rows))], row_labels)
+        ax.set_xticks([])
+        ax.tick_params(length=0)
+        for side in ax.spines.values():
+            side.set_visible(False)
+        ax.set_title(title)
+        return _svg(fig, title, rows, pixel_range, row_labels)
