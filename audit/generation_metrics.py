@@ -9,6 +9,7 @@ Everything returned is JSON-serialisable (plain floats, ints, lists).
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 
 import numpy as np
@@ -116,8 +117,8 @@ def frechet_distance(real_features: np.ndarray, generated_features: np.ndarray, 
     """||μ_r − μ_g||² + Tr(Σ_r + Σ_g − 2 (Σ_r Σ_g)^{1/2}) between two (N, D) feature samples.
 
     Covariances are unbiased (ddof=1), in float64. The matrix root is scipy.linalg.sqrtm's, real
-    part; only if it returns non-finite values are both covariances regularised by eps·I and the
-    root recomputed ("regularised" says so). Tiny negative totals from rounding are clipped to 0.
+    part; only if the product is singular or the root is not finite are both covariances
+    regularised by eps·I and the root recomputed ("regularised" says so). Tiny negative totals from rounding are clipped to 0.
     Raises ValueError when a sample has fewer than 2 rows or the dimensions differ.
     """
     real, gen = np.asarray(real_features, dtype=np.float64), np.asarray(generated_features, dtype=np.float64)
@@ -129,8 +130,10 @@ def frechet_distance(real_features: np.ndarray, generated_features: np.ndarray, 
         raise ValueError(f"feature dimensions differ: {real.shape[1]} vs {gen.shape[1]}")
     mu_r, mu_g = real.mean(axis=0), gen.mean(axis=0)
     cov_r, cov_g = (np.atleast_2d(np.cov(sample, rowvar=False)) for sample in (real, gen))
-    root = linalg.sqrtm(cov_r @ cov_g)
-    regularised = not np.all(np.isfinite(root))
+    with warnings.catch_warnings(record=True) as singular:  # fewer samples than dimensions, say
+        warnings.simplefilter("always", linalg.LinAlgWarning)
+        root = linalg.sqrtm(cov_r @ cov_g)
+    regularised = bool(singular) or not np.all(np.isfinite(root))
     if regularised:
         offset = eps * np.eye(cov_r.shape[0])
         root = linalg.sqrtm((cov_r + offset) @ (cov_g + offset))

@@ -122,3 +122,11 @@ def test_the_cli_rejects_a_bad_generation_field_with_exit_2(tmp_path, cli):
     config["forget"] = {k: v for k, v in config["forget"].items() if v is not None}
     code, _, err = cli("audit", str(write_toml(tmp_path / "bad.toml", config)))
     assert code == 2 and "generation.schedule" in err
+
+
+def test_salun_verify_reproduces_a_generation_audit_bit_for_bit(generation_audit):
+    from audit.verify import verify
+
+    _, _, folder = generation_audit
+    outcome = verify(folder / "out" / "results.json")
+    assert outcome["identical"], outcome["differences"][:3]
