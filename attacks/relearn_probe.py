@@ -21,6 +21,11 @@ CURVES = {  # per task: the measure recovery is computed on, then the curves rep
 }
 
 
+def _bounds(curve: str) -> tuple[float, float] | None:
+    """Accuracies and rates are fractions; φ is not."""
+    return None if curve == "forget_phi" else (0.0, 1.0)
+
+
 def _outcomes(store: Store, keys: list[str]) -> list[dict[str, Any] | None]:
     return [meta if (meta := store.meta(key)).get("status") == "ok" else None for key in keys]
 
@@ -35,7 +40,7 @@ def _retain_attack(reference: list, attacked: list, steps: list[int], alpha: flo
     out = relearn_stats.recovery_curves(u, r, steps, alpha)
     out["n_models"] = len(pairs)
     for name in curves[1:]:
-        out[name] = [summarize([p[0][name][c] for p in pairs]) for c in range(len(steps))]
+        out[name] = [summarize([p[0][name][c] for p in pairs], bounds=_bounds(name)) for c in range(len(steps))]
     return out
 
 
@@ -53,7 +58,7 @@ def relearn_results(spec: Spec, plan: Plan, store: Store) -> dict[str, Any]:
     for attack, targets in plan.relearned.items():
         reference = _outcomes(store, targets[REFERENCE])
         if attack == "retain":
-            out["reference"]["retain"] = {name: [summarize([r["curve"][name][c] for r in reference if r])
+            out["reference"]["retain"] = {name: [summarize([r["curve"][name][c] for r in reference if r], bounds=_bounds(name))
                                                  for c in range(len(steps))] for name in curves}
         for label in plan.unlearned:
             attacked = _outcomes(store, targets[label])

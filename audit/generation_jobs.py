@@ -115,7 +115,7 @@ def _sample(job: Job, spec: Spec, data: AuditData, store: Store, device: torch.d
         store.put(job.key, {**meta, "status": "diverged", "reason": "the generator samples non-finite images"})
         return
     logits, features = judge_outputs(judge, images)
-    test = data.eval_test_set.to(device)
+    test = data.test.to(device)  # every class, the forgotten one too: the judge's own accuracy on it
     real_logits, real_features = judge_outputs(judge, test.x)
     arrays = {"images": images.cpu().numpy(), "labels": labels.numpy(), "logits": logits, "features": features,
               "real_features": real_features, "real_labels": test.y.cpu().numpy(), "real_logits": real_logits}

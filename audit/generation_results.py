@@ -95,7 +95,10 @@ def build_generation_results(spec: Spec, data: AuditData, plan: Plan, store: Sto
                for label, entry in equivalence.items()]
     probe_verdicts(probes, decided["verdicts"])
     first = arrays_of(plan.originals[0])
-    judge_accuracy = float((first["real_logits"].argmax(1) == first["real_labels"]).mean())
+    judged = first["real_logits"].argmax(1) == first["real_labels"]
+    on_c = first["real_labels"] == forgotten
+    judge = {"arch": spec.model.arch, "test_accuracy": float(judged.mean()), "n_test": len(judged),
+             "forgotten_class_accuracy": float(judged[on_c].mean()), "n_forgotten_class": int(on_c.sum())}
     scope = {
         "task": "generation", "dataset": data.dataset, "num_classes": data.num_classes, "pool": len(data.pool),
         "test": len(data.test), "forget_kind": spec.forget.kind, "forget_classes": list(data.forget_classes),
@@ -107,7 +110,7 @@ def build_generation_results(spec: Spec, data: AuditData, plan: Plan, store: Sto
         "forgotten_class": forgotten,
         "samples_per_class": spec.generation.samples,
         "fid_real_images": int((first["real_labels"] != forgotten).sum()),
-        "judge": {"arch": spec.model.arch, "test_accuracy": judge_accuracy, "n_test": len(first["real_labels"])},
+        "judge": judge,
         "grids": _grids(plan, store, data, arrays_of, spec.generation.grid),
     }
     return {
