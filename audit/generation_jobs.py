@@ -19,7 +19,7 @@ from audit.data import AuditData
 from audit.ddpm import Denoiser, NoiseSchedule, sample, train_denoiser
 from audit.errors import Diverged, SalunInputError
 from audit.generation_metrics import judge_outputs
-from audit.jobs import load_model, relearn_sets
+from audit.jobs import load_model, relearn_sets, run_unlearner, skipped_for_failed_input
 from audit.plan import DIMRA, GENERATOR, SAMPLE, UNLEARN_GENERATOR, Job
 from audit.registry import GENERATION_UNLEARNERS
 from audit.seeds import torch_generator
@@ -47,14 +47,6 @@ def load_generator(recipe: dict[str, Any], data: AuditData, store: Store, key: s
 def sample_range(data: AuditData, clip: bool) -> tuple[float, float] | None:
     """The standardised pool's range, which sampling clamps the predicted x0 to."""
     return (float(data.pool.x.min()), float(data.pool.x.max())) if clip else None
-
-
-def _failed_input(job: Job, store: Store, meta: dict) -> bool:
-    """Record a skipped artifact when an input is a failure rather than a model."""
-    missing = [key for key in job.inputs if store.meta(key).get("status") != "ok"]
-    if missing:
-        store.put(job.key, {**meta, "status": "skipped", "reason": store.meta(missing[0]).get("reason")})
-    return bool(missing)
 
 
 def _train_generator(job: Job, spec: Spec, data: AuditData, store: Store, device: torch.device, meta: dict) -> None:
@@ -89,21 +81,13 @@ def _unlearn_generator(job: Job, spec: Spec, data: AuditData, store: Store, devi
         forget_classes=data.forget_classes,
         schedule=schedule_of(recipe),
     )
-    started = time.perf_counter()
-    try:
-        model = unlearner.unlearn(original, task)
-        check_finite(model)
-    except Diverged as error:
-        store.put(job.key, {**meta, "status": "diverged", "reason": str(error)})
-        return
-    meta.update(status="ok", runtime_s=time.perf_counter() - started)
-    store.put(job.key, meta, tensors=model.state_dict())
+    run_unlearner(job, unlearner, original, task, store, meta)
 
 
 def _sample(job: Job, spec: Spec, data: AuditData, store: Store, device: torch.device, meta: dict) -> None:
     """`samples` images per class, the judge's logits and features on them, and its features on
     the real test images (the Fréchet distance's reference)."""
-    if _failed_input(job, store, meta):
+    if skipped_for_failed_input(job, store, meta):
         return
     p = job.params
     model = load_generator(p["recipe"], data, store, job.inputs[0], device)
@@ -123,7 +107,7 @@ def _sample(job: Job, spec: Spec, data: AuditData, store: Store, device: torch.d
 
 
 def _dimra(job: Job, spec: Spec, data: AuditData, store: Store, device: torch.device, meta: dict) -> None:
-    if _failed_input(job, store, meta):
+    if skipped_for_failed_input(job, store, meta):
         return
     p, settings = job.params, job.params["settings"]
     model = load_generator(p["recipe"], data, store, job.inputs[0], device)

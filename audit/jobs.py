@@ -126,10 +126,15 @@ def _unlearn(job: Job, spec: Spec, data: AuditData, store: Store, device: torch.
     saliency = {k: v.to(device) for k, v in store.tensors(job.inputs[1]).items()} if len(job.inputs) > 1 else None
     task = make_task(unlearner, data, spec.train, lambda g: new_model(spec, data, g, device), generator, device,
                      saliency=saliency, split=_shadow_split(job, data))
+    run_unlearner(job, unlearner, original, task, store, meta)
+
+
+def run_unlearner(job: Job, unlearner: Unlearner, original: nn.Module, task: Task, store: Store, meta: dict) -> None:
+    """Unlearn, timed; store the weights, or the divergence as the job's outcome."""
     started = time.perf_counter()
     try:
         model = unlearner.unlearn(original, task)
-        _synchronise(device)
+        _synchronise(task.device)
         check_finite(model)
     except Diverged as error:
         store.put(job.key, {**meta, "status": "diverged", "reason": str(error)})
@@ -170,10 +175,16 @@ def relearn_sets(spec: Spec, data: AuditData, settings: Any) -> tuple[Subset, Su
     return aux, data.pool_subset(forget[: settings["shots"]]), data.pool_subset(np.sort(forget[settings["shots"]:]))
 
 
-def _relearn(job: Job, spec: Spec, data: AuditData, store: Store, device: torch.device, meta: dict) -> None:
+def skipped_for_failed_input(job: Job, store: Store, meta: dict) -> bool:
+    """Record a skipped artifact when an input is a failure rather than a model."""
     missing = [key for key in job.inputs if store.meta(key).get("status") != "ok"]
     if missing:
         store.put(job.key, {**meta, "status": "skipped", "reason": store.meta(missing[0]).get("reason")})
+    return bool(missing)
+
+
+def _relearn(job: Job, spec: Spec, data: AuditData, store: Store, device: torch.device, meta: dict) -> None:
+    if skipped_for_failed_input(job, store, meta):
         return
     p, settings = job.params, job.params["settings"]
     model = load_model(spec, data, store, job.inputs[0], device)
