@@ -154,3 +154,15 @@ def test_on_real_generators_identity_fails_retrain_passes_and_salun_forgets_the_
     assert relearn["identity"]["recovery"]["value"] > 0.5 and relearn["salun_alpha01"]["recovery"]["value"] < 0.05
     assert results["method_verdicts"]["identity"]["verdict"] == "FAIL"
     assert results["method_verdicts"]["retrain"]["verdict"] != "FAIL"
+
+
+def test_the_unet_denoiser_runs_the_same_audit(tmp_path):
+    from audit.pipeline import run_audit
+    from audit.spec import spec_from_dict
+
+    config = generation_config(tmp_path, generation={**GENERATION["generation"], "arch": "unet", "width": 8},
+                               relearn={"run": []}, unlearners={"identity": {}, "salun": {"iterations": 3}})
+    config["audit"]["reports"] = []
+    results = run_audit(spec_from_dict(config), tmp_path / "out", show_progress=False)
+    assert results["scope"]["model"] == "DDPM (unet)" and results["relearn"] == {}
+    assert results["metrics"]["salun"]["UA"]["n"] == 2 and not results["metrics"]["salun"]["failures"]
