@@ -17,19 +17,9 @@ import torch
 from scipy import linalg
 from torch import nn
 
+from audit.models import FeatureView
 from audit.observe import predict_logits
 from audit.stats import clopper_pearson
-
-
-class _Features(nn.Module):
-    """forward = judge.features, so `predict_logits` batches it like any model."""
-
-    def __init__(self, judge: nn.Module):
-        super().__init__()
-        self.judge = judge
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.judge.features(x)
 
 
 def judge_outputs(judge: nn.Module, images: torch.Tensor, batch_size: int = 512) -> tuple[np.ndarray, np.ndarray]:
@@ -40,7 +30,7 @@ def judge_outputs(judge: nn.Module, images: torch.Tensor, batch_size: int = 512)
     """
     modes = [m.training for m in judge.modules()]
     try:
-        features = predict_logits(_Features(judge), images, batch_size)
+        features = predict_logits(FeatureView(judge), images, batch_size)
         logits = predict_logits(judge.head, features, batch_size)
     finally:
         for module, mode in zip(judge.modules(), modes):

@@ -31,6 +31,17 @@ class Classifier(nn.Module):
         return self.head(self.features(x))
 
 
+class FeatureView(nn.Module):
+    """forward = model.features, so code that runs models batch by batch can run the features."""
+
+    def __init__(self, model: nn.Module):
+        super().__init__()
+        self.model = model
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.model.features(x)
+
+
 class MLP(Classifier):
     def __init__(self, input_shape: tuple[int, ...], num_classes: int, hidden: tuple[int, ...]):
         super().__init__()
