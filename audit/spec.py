@@ -351,7 +351,12 @@ class Spec(Section):
             task = info.data.get("task")
             registry = GENERATION_UNLEARNERS if task is not None and task.kind == "generation" else UNLEARNERS
             unlearner = registry.get(method, path=path)
-            sections[label] = UnlearnerSection(method=method, params=validate_keywords(unlearner, body, path))
+            params = validate_keywords(unlearner, body, path)
+            try:
+                unlearner(**params)  # the method's own checks of its hyperparameters
+            except ValueError as error:
+                raise SalunInputError(f"{path}: {error}") from None
+            sections[label] = UnlearnerSection(method=method, params=params)
         return sections
 
     def resolve_path(self, value: str) -> Path:

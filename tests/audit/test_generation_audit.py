@@ -106,6 +106,7 @@ def test_sample_metrics_on_planted_judge_outputs():
     ({"relearn": {"run": ["few_shot"]}}, "relearn.run"),
     ({"unlearners": {"scrub": {}}}, "unlearners.scrub: unknown generation unlearner 'scrub'"),
     ({"generation": {"samples": 4, "grid": 8}}, "generation.grid"),
+    ({"unlearners": {"dimum": {"alternative": "class:x"}}}, "unlearners.dimum: alternative must be"),
 ])
 def test_a_generation_spec_names_what_it_cannot_do(tmp_path, override, message):
     from audit.spec import spec_from_dict
