@@ -44,6 +44,7 @@ GRIDS: dict[str, dict[str, list]] = {
     "boundary_shrink": {"epochs": [1, 2, 5, 10], "lr": [1e-5, 1e-4, 5e-4, 1e-3, 5e-3]},
     "boundary_expanding": {"epochs": [1, 2, 5, 10], "lr": [1e-5, 1e-4, 5e-4, 1e-3, 5e-3]},
     "scrub": {"epochs": [3, 5, 10], "max_epochs": [1, 2, 3], "lr": [0.01, 0.05, 0.1]},
+    "manif_smc": {"epochs": [5, 10, 20], "lr": [0.1, 0.5, 1.0, 2.0, 5.0], "lam": [0.1]},
 }
 
 

@@ -9,6 +9,7 @@ from unlearners import (  # noqa: F401
     identity,
     influence,
     l1_sparse,
+    manif_smc,
     neggrad_plus,
     random_label,
     retrain,
