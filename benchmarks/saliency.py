@@ -30,17 +30,13 @@ above 1 means salun is faster). The masks compared are those of the last timed c
 
 Peak memory: after the timings, each contender runs once more, alone, in a fresh process of
 its own (multiprocessing, "spawn"; one at a time), after the same 16-example warm-up, so
-one-time costs of a first call (lazy imports, thread pools) are left out. On CPU the figure
-is the increase of the process's resident-set high-water mark (the peak RSS, what
-getrusage(RUSAGE_SELF).ru_maxrss reports) over its RSS just before the computation (data
-loaded, model built): what the computation needed on top of what the process already held.
-On Linux the mark is first set back to the current RSS (writing 5 to /proc/self/clear_refs)
-and read from /proc/self/status, because ru_maxrss itself is no use here: a spawned process
-inherits its parent's high-water mark across exec, so its increase reads 0 until the child
-outgrows the benchmark process. Elsewhere the increase of ru_maxrss is reported, with that
-caveat. Memory that the allocator reuses from freed setup buffers is not counted. On CUDA
-(--device cuda) the figure is torch.cuda.max_memory_allocated() during the computation less
-the memory allocated before it.
+one-time costs of a first call (lazy imports, thread pools) are left out, and
+benchmarks/memory.py's peak_mib measures that call. On CPU the figure is the increase of the
+process's resident-set high-water mark (the peak RSS) over its RSS just before the
+computation (data loaded, model built): what the computation needed on top of what the
+process already held; memory.py says how the mark is read and reset on Linux and what
+happens elsewhere. On CUDA (--device cuda) the figure is torch.cuda.max_memory_allocated()
+during the computation less the memory allocated before it.
 
 The default run takes about 3 minutes on CPU: resnet18 about 1.5 of them (--no-resnet leaves
 it out), and each fresh process several seconds just to start (importing torch and salun).
@@ -53,14 +49,13 @@ from __future__ import annotations
 import argparse
 import math
 import multiprocessing
-import resource
 import statistics
-import sys
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor
 
 import torch
+from memory import peak_mib, sync  # benchmarks/memory.py, beside this script
 from torch import nn
 from torch.nn import functional as F
 
@@ -154,11 +149,6 @@ ROW_CONTENDERS: dict[str, Callable] = {"salun": lambda m, d, _: consume(salun_ro
 
 # ---- measuring ---------------------------------------------------------------------------
 
-def sync(device: str) -> None:
-    if device.startswith("cuda"):
-        torch.cuda.synchronize(device)
-
-
 def seconds(run: Callable, model: nn.Module, data: Subset, batch: int | None, number: int,
             device: str) -> tuple[float, object]:
     """Seconds per call of run(model, data, batch) over `number` calls, and the last call's output."""
@@ -190,26 +180,6 @@ def median_seconds(case: tuple, contenders: dict[str, Callable], args) -> tuple[
     return len(data), sum(p.numel() for p in model.parameters()), medians, outputs
 
 
-def _rss_bytes() -> tuple[int, int] | None:
-    """(current RSS, RSS high-water mark) from /proc/self/status, where Linux gives them."""
-    try:
-        with open("/proc/self/status") as status:
-            fields = dict(line.split(":", 1) for line in status)
-        return int(fields["VmRSS"].split()[0]) * 1024, int(fields["VmHWM"].split()[0]) * 1024
-    except (OSError, KeyError, ValueError):
-        return None
-
-
-def _reset_high_water_mark() -> bool:
-    """Linux >= 4.0: set the process's RSS high-water mark back to its current RSS."""
-    try:
-        with open("/proc/self/clear_refs", "w") as clear_refs:
-            clear_refs.write("5")
-        return _rss_bytes() is not None
-    except OSError:
-        return False
-
-
 def peak_memory_worker(part: str, case: tuple, name: str, threads: int, device: str) -> float:
     """In a fresh process: the peak memory, in MiB, of one call of a contender after setup."""
     torch.set_num_threads(threads)
@@ -217,21 +187,7 @@ def peak_memory_worker(part: str, case: tuple, name: str, threads: int, device: 
     batch = case[3] if len(case) > 3 else None
     run = (MASK_CONTENDERS if part == "mask" else ROW_CONTENDERS)[name]
     run(model, Subset(data.x[:WARMUP_EXAMPLES], data.y[:WARMUP_EXAMPLES]), batch)  # as before timing
-    if device.startswith("cuda"):
-        sync(device)
-        before = torch.cuda.memory_allocated(device)
-        torch.cuda.reset_peak_memory_stats(device)
-        run(model, data, batch)
-        sync(device)
-        return (torch.cuda.max_memory_allocated(device) - before) / 2**20
-    if _reset_high_water_mark():
-        before, _ = _rss_bytes()
-        run(model, data, batch)
-        return (_rss_bytes()[1] - before) / 2**20
-    scale = 1 if sys.platform == "darwin" else 1024  # ru_maxrss is in bytes on macOS, KiB elsewhere
-    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    run(model, data, batch)
-    return (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) * scale / 2**20
+    return peak_mib(lambda: run(model, data, batch), device)
 
 
 def peak_memory(part: str, case: tuple, name: str, args) -> float:

@@ -53,7 +53,7 @@ def nearest_neighbours(queries: torch.Tensor, keys: torch.Tensor, k: int,
                        chunk: int = 4096) -> tuple[torch.Tensor, torch.Tensor]:
     """For each row of `queries`, the indices and cosine similarities of its k most similar rows
     of `keys` (both L2-normalised), most similar first. Queries and keys go `chunk` rows at a
-    time with a running top-k, so memory is O(chunk · (chunk + k)), never queries × keys."""
+    time with a running top-k, so memory is O(chunk²), never queries × keys."""
     if not 1 <= k <= len(keys):
         raise ValueError(f"k = {k} neighbours needs 1 <= k <= {len(keys)} (the retain set's size)")
     indices, similarities = [], []
@@ -61,12 +61,10 @@ def nearest_neighbours(queries: torch.Tensor, keys: torch.Tensor, k: int,
         best = torch.full((len(q), k), -torch.inf, device=q.device)
         best_index = torch.zeros((len(q), k), dtype=torch.long, device=q.device)
         for start in range(0, len(keys), chunk):
-            block = q @ keys[start:start + chunk].T
-            merged = torch.cat([best, block], dim=1)
-            order = torch.topk(merged, k, dim=1)
-            offsets = torch.arange(start, start + block.shape[1], device=q.device).expand(len(q), -1)
+            block = torch.topk(q @ keys[start:start + chunk].T, min(k, len(keys) - start), dim=1)
+            order = torch.topk(torch.cat([best, block.values], dim=1), k, dim=1)
             best = order.values
-            best_index = torch.cat([best_index, offsets], dim=1).gather(1, order.indices)
+            best_index = torch.cat([best_index, block.indices + start], dim=1).gather(1, order.indices)
         indices.append(best_index)
         similarities.append(best)
     return torch.cat(indices), torch.cat(similarities)
