@@ -149,3 +149,29 @@ def test_the_spec_names_a_bad_margin_before_anything_trains():
 
     with pytest.raises(SalunInputError, match="unlearners.manif_fixed: margin must be one of"):
         spec_from_dict({"unlearners": {"manif_fixed": {"method": "manif_smc", "margin": "wide"}}})
+
+
+@pytest.mark.parametrize("margin", ["smc_random", "fixed"])
+def test_the_other_margins_pass_the_conformance_checks(margin):
+    from unlearners.checks import check_unlearner
+
+    report = check_unlearner(UNLEARNERS.get("manif_smc")(margin=margin))
+    assert report.ok, str(report)
+
+
+@pytest.mark.parametrize("arch, options, shape", [("cnn", {"width": 4}, (1, 8, 8)),
+                                                  ("resnet18", {"width": 4}, (3, 32, 32))])
+def test_every_built_in_architecture_works_including_batch_norm(arch, options, shape):
+    from audit.models import build_model
+
+    g = torch.Generator().manual_seed(0)
+    model = build_model(arch, options, shape, 3, g, torch.device("cpu"))
+    data = Subset(torch.randn((40, *shape), generator=g), torch.arange(40) % 3)
+    task = Task(forget=Subset(data.x[:8], data.y[:8]), retain=Subset(data.x[8:], data.y[8:]), test=None,
+                num_classes=3, device=torch.device("cpu"), generator=torch.Generator().manual_seed(1),
+                recipe=SimpleNamespace(batch_size=8), build_model=lambda gen: build_model(arch, options, shape, 3, gen,
+                                                                                     torch.device("cpu")))
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    unlearned = UNLEARNERS.get("manif_smc")(epochs=1, smc_steps=2).unlearn(model, task)
+    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())  # the input is untouched
+    assert any(not torch.equal(before[k], v) for k, v in unlearned.state_dict().items())
