@@ -36,9 +36,16 @@ class Section(BaseModel):
     def _lists_as_tuples(cls, raw: Any, info: ValidationInfo) -> Any:
         """TOML has lists; the frozen sections hold tuples."""
         field = cls.model_fields.get(info.field_name)
-        if isinstance(raw, list) and field is not None and typing.get_origin(field.annotation) is tuple:
+        if isinstance(raw, list) and field is not None and _is_tuple(field.annotation):
             return tuple(raw)
         return raw
+
+
+def _is_tuple(annotation: Any) -> bool:
+    """tuple[...], or tuple[...] | None."""
+    if typing.get_origin(annotation) is tuple:
+        return True
+    return any(typing.get_origin(arg) is tuple for arg in typing.get_args(annotation))
 
 
 class AuditSection(Section):
@@ -47,6 +54,7 @@ class AuditSection(Section):
     device: Literal["auto", "cpu", "cuda"] = "auto"
     store: str = ".salun-store"
     reports: tuple[Literal[REPORT_FORMATS], ...] = REPORT_FORMATS  # type: ignore[valid-type]
+    plugins: tuple[str, ...] | None = None  # entry points allowed to load, as "<group>:<name>"; None: all
 
 
 class TaskSection(Section):
@@ -61,6 +69,8 @@ class DataSection(Section):
     root: str | None = None
     test_fraction: float = Field(default=0.2, gt=0, lt=1)
     seed: int = 0
+    label_column: str = "label"                   # csv: the column holding the class
+    image_size: tuple[int, int] | None = None     # imagefolder: resize every image to (H, W)
 
     @field_validator("dataset")
     @classmethod
@@ -257,6 +267,21 @@ class PolicySection(Section):
         return tuple(raw)
 
 
+class SubjectSection(Section):
+    """Checkpoints trained and unlearned outside salun, audited as they are: safetensors files
+    or PyTorch state dicts (loaded with weights_only=True), of the [model] architecture."""
+
+    original: str
+    unlearned: dict[str, str]  # label -> checkpoint
+
+    @field_validator("unlearned")
+    @classmethod
+    def _some(cls, unlearned: dict[str, str]) -> dict[str, str]:
+        if not unlearned:
+            raise ValueError("name at least one unlearned checkpoint, as <label> = \"<path>\"")
+        return unlearned
+
+
 class UnlearnerSection(Section):
     """One method to audit: a registered unlearner and its hyperparameters, defaults filled."""
 
@@ -281,7 +306,8 @@ class Spec(Section):
     relearn: RelearnSection = Field(default_factory=RelearnSection)
     backdoor: BackdoorSection = Field(default_factory=BackdoorSection)
     policy: PolicySection = Field(default_factory=PolicySection)
-    unlearners: dict[str, UnlearnerSection]
+    subject: SubjectSection | None = None
+    unlearners: dict[str, UnlearnerSection] = Field(default_factory=dict)
 
     _base_dir: Path = PrivateAttr(default_factory=Path.cwd)
 
@@ -315,6 +341,17 @@ class Spec(Section):
         return {**raw, "attacks": {"run": []}} if kind == "generation" else raw
 
     @model_validator(mode="after")
+    def _something_to_audit(self) -> "Spec":
+        if not self.unlearners and self.subject is None:
+            raise SalunInputError(
+                "unlearners: no method to audit; add a [unlearners.<name>] section (see `salun list`), "
+                "or a [subject] with your own checkpoints")
+        if self.subject is not None and self.forget.kind != "indices":
+            raise SalunInputError('forget.kind: a [subject] audit takes its forget request as a file: set '
+                                  'forget.kind = "indices" and forget.indices_file')
+        return self
+
+    @model_validator(mode="after")
     def _generation_scope(self) -> "Spec":
         if self.task.kind != "generation":
             return self
@@ -335,9 +372,10 @@ class Spec(Section):
     def _validate_unlearners(cls, raw: Any, info: ValidationInfo) -> Any:
         if not isinstance(raw, dict):
             raise SalunInputError("unlearners: expected a table of [unlearners.<name>] sections")
-        if not raw:
+        if not raw and info.data.get("subject") is None:
             raise SalunInputError(
-                "unlearners: no method to audit; add a [unlearners.<name>] section (see `salun list`)"
+                "unlearners: no method to audit; add a [unlearners.<name>] section (see `salun list`), "
+                "or a [subject] with your own checkpoints"
             )
         sections = {}
         for label, body in raw.items():
@@ -387,6 +425,8 @@ class Spec(Section):
         }
         if self.task.kind == "generation":
             resolved["generation"] = table(self.generation)
+        if self.subject is not None:
+            resolved["subject"] = self.subject.model_dump(mode="json")
         return resolved
 
     def digest(self) -> str:
