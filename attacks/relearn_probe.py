@@ -32,6 +32,8 @@ def _outcomes(store: Store, keys: list[str]) -> list[dict[str, Any] | None]:
 
 def _retain_attack(reference: list, attacked: list, steps: list[int], alpha: float,
                    curves: tuple[str, ...]) -> dict[str, Any]:
+    if len(attacked) == 1:  # one model, unlearned outside salun: against every reference in turn
+        attacked = attacked * len(reference)
     pairs = [(u["curve"], r["curve"]) for u, r in zip(attacked, reference) if u and r]
     if not pairs:
         return {"n_models": 0, "reason": "no seed with both an attacked and a reference model"}

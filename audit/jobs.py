@@ -6,6 +6,7 @@ A job reads its inputs from the store and writes exactly one artifact under its 
 from __future__ import annotations
 
 import time
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -14,12 +15,13 @@ from torch import nn
 
 from attacks.relearn import accuracy, checkpoint_steps, relearn_curve, relearn_time
 from audit.augment import make_augmentation
+from audit.checkpoints import load_checkpoint, sha256_of
 from audit.data import AuditData, Subset, auxiliary_set
 from audit.errors import Diverged, SalunInputError
 from audit.models import build_model
 from audit.observe import observe, predict_logits
 from audit.poison import backdoor_queries
-from audit.plan import OBSERVE, RELEARN, SALIENCY, TRAIN, UNLEARN, Job
+from audit.plan import IMPORT, OBSERVE, RELEARN, SALIENCY, TRAIN, UNLEARN, Job
 from audit.registry import UNLEARNERS
 from audit.seeds import numpy_generator, torch_generator
 from audit.shadows import shadow_split, shadow_train_positions
@@ -109,6 +111,22 @@ def _train(job: Job, spec: Spec, data: AuditData, store: Store, device: torch.de
     _synchronise(device)
     meta.update(status="ok", losses=log.losses, wall_time_s=time.perf_counter() - started)
     store.put(job.key, meta, tensors=model.state_dict())
+
+
+def _import(job: Job, spec: Spec, data: AuditData, store: Store, device: torch.device, meta: dict) -> None:
+    """A checkpoint from outside salun, checked against the architecture and its recorded SHA-256."""
+    p = job.params
+    path = Path(p["checkpoint"])
+    if sha256_of(path) != p["sha256"]:
+        raise SalunInputError(f"{p['field']}: {path} changed while the audit ran; run it again")
+    model = load_checkpoint(path, new_model(spec, data, torch_generator("skeleton"), device), p["field"],
+                            spec.model.arch)
+    try:
+        check_finite(model)
+    except Diverged as error:
+        raise SalunInputError(f"{p['field']}: {path} holds non-finite weights ({error})") from None
+    store.put(job.key, {**meta, "status": "ok", "sha256": p["sha256"], "runtime_s": None},
+              tensors=model.state_dict())
 
 
 def _saliency(job: Job, spec: Spec, data: AuditData, store: Store, device: torch.device, meta: dict) -> None:
@@ -205,4 +223,5 @@ def _relearn(job: Job, spec: Spec, data: AuditData, store: Store, device: torch.
     store.put(job.key, {**meta, "status": "ok", **outcome})
 
 
-RUNNERS = {TRAIN: _train, SALIENCY: _saliency, UNLEARN: _unlearn, OBSERVE: _observe, RELEARN: _relearn}
+RUNNERS = {TRAIN: _train, SALIENCY: _saliency, UNLEARN: _unlearn, OBSERVE: _observe, RELEARN: _relearn,
+           IMPORT: _import}

@@ -7,11 +7,14 @@ from __future__ import annotations
 import functools
 import hashlib
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import torch
 
+from audit.checkpoints import sha256_of
 from audit.data import AuditData
+from audit.errors import SalunInputError
 from audit.manifest import source_digest, third_party_code
 from audit.poison import backdoor_positions
 from audit.registry import MODELS, UNLEARNERS
@@ -19,6 +22,7 @@ from audit.spec import Spec, canonical_json
 
 TRAIN, SALIENCY, UNLEARN, OBSERVE, RELEARN = "train", "saliency", "unlearn", "observe", "relearn"
 GENERATOR, UNLEARN_GENERATOR, SAMPLE, DIMRA = "train_generator", "unlearn_generator", "sample", "dimra"
+IMPORT = "import"  # a checkpoint from outside salun, checked against the architecture
 
 
 @dataclass(frozen=True)
@@ -60,6 +64,12 @@ def code_versions(**plugins: tuple[Any, Any]) -> dict[str, Any]:
     return code
 
 
+def checkpoint_digest(path: Path, field: str) -> str:
+    if not path.is_file():
+        raise SalunInputError(f"{field}: checkpoint not found: {path}")
+    return sha256_of(path)
+
+
 def build_plan(spec: Spec, data: AuditData, device: torch.device) -> Plan:
     seeds = list(range(spec.audit.seeds))
     model_plugin = (MODELS.origin(spec.model.arch), MODELS.get(spec.model.arch))
@@ -85,16 +95,29 @@ def build_plan(spec: Spec, data: AuditData, device: torch.device) -> Plan:
         backdoor_positions(data, spec.backdoor.fraction, spec.backdoor.target)  # a bad target fails before training
     observation_of: dict[str, str] = {}
     originals, retrains = [], []
+
+    def imported(path: str, field: str, label: str) -> str:
+        resolved = spec.resolve_path(path)
+        params = {"checkpoint": str(resolved), "sha256": checkpoint_digest(resolved, field), "field": field,
+                  "model": spec.model.flat(), "device": device.type}
+        key = add(Job(IMPORT, params, (), label, train_code))
+        observed(key, label)
+        return key
+
+    subject = spec.subject
     for seed in seeds:
-        original = add(Job(TRAIN, {"population": "original", "seed": seed, "data": data.pool_digest, **recipe,
-                                   **backdoor},
-                           (), f"original seed={seed}", train_code))
+        if subject is None:
+            original = add(Job(TRAIN, {"population": "original", "seed": seed, "data": data.pool_digest, **recipe,
+                                       **backdoor},
+                               (), f"original seed={seed}", train_code))
+            originals.append(original)
+            observed(original, f"original seed={seed}")
         retrain = add(Job(TRAIN, {"population": "retrain", "seed": seed, "data": data.digest, **recipe},
                           (), f"retrain seed={seed}", train_code))
-        originals.append(original)
         retrains.append(retrain)
-        observed(original, f"original seed={seed}")
         observed(retrain, f"retrain seed={seed}")
+    if subject is not None:  # one original, trained outside salun; the controls unlearn it once
+        originals.append(imported(subject.original, "subject.original", "subject original"))
     shadow_count = spec.attacks.lira.shadows if spec.attacks.needs_shadows else 0
     shadows = [f"shadow {s}" for s in range(shadow_count)]
 
@@ -132,6 +155,9 @@ def build_plan(spec: Spec, data: AuditData, device: torch.device) -> Plan:
 
     unlearned = {label: [unlearn(label, section, seed, original) for seed, original in zip(seeds, originals)]
                  for label, section in spec.unlearners.items()}
+    if subject is not None:
+        unlearned |= {label: [imported(path, f"subject.unlearned.{label}", f"subject {label}")]
+                      for label, path in subject.unlearned.items()}
     shadow_unlearned = {}
     if "ulira" in spec.attacks.run:
         shadow_unlearned = {label: [unlearn(label, section, seed, original)
@@ -147,8 +173,9 @@ def build_plan(spec: Spec, data: AuditData, device: torch.device) -> Plan:
             return add(Job(RELEARN, {**params, "seed": seed}, inputs, f"relearn {attack} {label} seed={seed}", train_code))
 
         targets = {"retrain (reference)": retrains, **unlearned}
+        original_of = originals if subject is None else originals * len(seeds)
         relearned[attack] = {label: [relearn(label, seed, model, original)
-                                     for seed, model, original in zip(seeds, keys, originals)]
+                                     for seed, model, original in zip(seeds, keys, original_of)]
                              for label, keys in targets.items()}
     return Plan(jobs, originals, retrains, unlearned, observation_of, seeds, shadow_originals, shadow_unlearned,
                 relearned)

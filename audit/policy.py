@@ -42,6 +42,9 @@ GENERATION_RULES = (  # a generation audit's default: the judge sees what it see
     'equivalence.tost.forgotten_probability == "equivalent"',
     'equivalence.tost.retained_accuracy == "equivalent"',
 )
+SUBJECT_RULES = (  # checkpoints audited one by one: only what a single unlearned model can show
+    "equivalence.per_example.consistency.fraction_different <= 0.05",
+)
 RELEARN_RULE = "relearn.recovery <= 0.05"      # added to the default when [relearn] runs "retain"
 BACKDOOR_RULE = 'backdoor.verdict == "deleted"'  # added to the default when [backdoor] plants a trigger
 CONTROLS = {"identity": FAIL, "retrain": PASS}  # method -> the verdict a sound policy gives it

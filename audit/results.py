@@ -17,6 +17,7 @@ from attacks.relearn_probe import relearn_results
 from attacks.mia.signals import logit_scaled_confidence
 from audit import __version__
 from audit.data import AuditData
+from audit.consistency import consistency_test
 from audit.describe import limitations, tests_run
 from audit.equivalence import NEURIPS2023_VERSION, method_equivalence
 from audit.errors import SalunInputError
@@ -46,7 +47,8 @@ def _metrics_of(store: Store, plan: Plan, model_key: str, data: AuditData, spec:
 
 def summaries(rows: list[dict[str, float]], names: tuple[str, ...]) -> dict[str, Any]:
     """Each named quantity summarised over seeds; fractions keep their interval inside [0, 1]."""
-    return {name: summarize([row[name] for row in rows], bounds=(0.0, math.inf) if name in UNBOUNDED else (0.0, 1.0))
+    return {name: summarize([row[name] for row in rows if row[name] is not None],
+                            bounds=(0.0, math.inf) if name in UNBOUNDED else (0.0, 1.0))
             for name in names}
 
 
@@ -76,7 +78,7 @@ def method_table(label: str, keys: list[str], values_of: Callable[[int, str], di
             reason = store.meta(key).get("reason") or (store.meta(observed).get("reason") if observed else None)
             failures.append({"seed": seed, "reason": reason})
             continue
-        values["runtime_s"] = store.meta(key)["runtime_s"]
+        values["runtime_s"] = store.meta(key).get("runtime_s")  # None: unlearned outside salun
         rows.append(values)
     table = {**summaries(rows, (*names, "runtime_s")), "failures": failures}
     verdict = FAIL if failures else PASS
@@ -102,9 +104,13 @@ def build_results(spec: Spec, data: AuditData, plan: Plan, store: Store, device:
         raise SalunInputError("train: a trained model outputs non-finite logits; try a smaller train.lr")
     metrics: dict[str, Any] = {}
     probes, verdicts = [], []
+    retrained_mean = {name: sum(r[name] for r in references) / len(references) for name in METRICS}
+
     def values_of(seed: int, key: str) -> dict[str, float] | None:
+        """A method's seed against the retrain of its seed; a subject checkpoint against their mean."""
         values = _metrics_of(store, plan, key, data, spec)
-        return None if values is None else {**values, "avg_gap": avg_gap(values, references[seed])}
+        reference = retrained_mean if spec.subject is not None else references[seed]
+        return None if values is None else {**values, "avg_gap": avg_gap(values, reference)}
 
     for label, keys in plan.unlearned.items():
         metrics[label], probe, rule = method_table(label, keys, values_of, (*METRICS, "avg_gap"), plan, store,
@@ -120,6 +126,7 @@ def build_results(spec: Spec, data: AuditData, plan: Plan, store: Store, device:
                           "backdoor": backdoor.get("methods", {}).get(label)}
                   for label in plan.unlearned}
     methods = {label: section.method for label, section in spec.unlearners.items()}
+    methods |= {label: "checkpoint" for label in (spec.subject.unlearned if spec.subject is not None else {})}
     decided = apply_policy(spec.policy.rules, namespaces, methods, verdicts)
     probes += _mia_probes(mia) + _equivalence_probes(equivalence)
     probe_verdicts(probes, decided["verdicts"])
@@ -134,7 +141,8 @@ def build_results(spec: Spec, data: AuditData, plan: Plan, store: Store, device:
         "schema": SCHEMA,
         "salun_version": __version__,
         "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-        "manifest": {**manifest_of(spec, data, plan, device), "command": command},
+        "manifest": {**manifest_of(spec, data, plan, device), "command": command,
+                     **({"subject": _subject_checkpoints(plan, store)} if spec.subject is not None else {})},
         "spec": spec.to_dict(),
         "scope": scope,
         "populations": {"original": summaries(originals, METRICS), "retrain": summaries(references, METRICS)},
@@ -163,9 +171,14 @@ def equivalence_results(spec: Spec, data: AuditData, plan: Plan, store: Store, m
     out = {}
     for label, keys in plan.unlearned.items():
         keys = obs.usable(keys)
-        if len(keys) < 2 or len(reference) < 2:
-            continue  # a population of one has no distribution to compare
+        if len(reference) < 2 or not keys:
+            continue  # a population of one has no distribution to compare against
         unlearned_phi = obs.signal(keys, logit_scaled_confidence)[0][:, data.forget]
+        if len(keys) == 1:  # one model: is each of its φ a plausible draw from the retrained models'?
+            out[label] = {"n_models": 1, "n_reference_models": len(reference), "n_examples": len(data.forget),
+                          "per_example": {"consistency": consistency_test(
+                              unlearned_phi[0], retrained_phi, spec.equivalence.alpha, data.pool_index[data.forget])}}
+            continue
         out[label] = method_equivalence(unlearned_phi, retrained_phi, metrics[label], retrained, spec, label)
     return out
 
@@ -191,16 +204,36 @@ def _mia_probes(mia: dict[str, Any]) -> list[dict[str, Any]]:
     return probes
 
 
+def _subject_checkpoints(plan: Plan, store: Store) -> dict[str, Any]:
+    """Each outside checkpoint audited: its file and SHA-256."""
+    def described(key: str) -> dict[str, Any]:
+        params = store.meta(key)["params"]
+        return {"path": params["checkpoint"], "sha256": params["sha256"], "store_key": key}
+
+    imported = {label: described(keys[0]) for label, keys in plan.unlearned.items()
+                if store.meta(keys[0]).get("kind") == "import"}
+    return {"original": described(plan.originals[0]), "unlearned": imported}
+
+
 def _equivalence_probes(equivalence: dict[str, Any]) -> list[dict[str, Any]]:
     """One retrain-equivalence probe per method, with its headline numbers."""
-    return [{
-        "id": "equivalence", "version": NEURIPS2023_VERSION, "method": label,
-        "n_models": entry["n_models"], "n_examples": entry["n_examples"], "resolution": entry["resolution"],
-        "stats": {"eps_median": entry["neurips2023"]["eps_median"],
-                  "forget_score": entry["neurips2023"]["forget_score"],
-                  "fraction_different_ks": entry["per_example"]["ks"]["fraction_different"],
-                  **{f"tost_{name}": tost["decision"] for name, tost in entry["tost"].items()}},
-    } for label, entry in equivalence.items()]
+    probes = []
+    for label, entry in equivalence.items():
+        if "consistency" in entry["per_example"]:  # a single model against the retrained population
+            test = entry["per_example"]["consistency"]
+            probes.append({"id": "equivalence", "version": test["version"], "method": label, "n_models": 1,
+                           "n_reference_models": entry["n_reference_models"], "n_examples": entry["n_examples"],
+                           "stats": {"fraction_different_consistency": test["fraction_different"]}})
+            continue
+        probes.append({
+            "id": "equivalence", "version": NEURIPS2023_VERSION, "method": label,
+            "n_models": entry["n_models"], "n_examples": entry["n_examples"], "resolution": entry["resolution"],
+            "stats": {"eps_median": entry["neurips2023"]["eps_median"],
+                      "forget_score": entry["neurips2023"]["forget_score"],
+                      "fraction_different_ks": entry["per_example"]["ks"]["fraction_different"],
+                      **{f"tost_{name}": tost["decision"] for name, tost in entry["tost"].items()}},
+        })
+    return probes
 
 
 def probe_verdicts(probes: list[dict[str, Any]], rows: list[dict[str, Any]]) -> None:

@@ -20,7 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationInfo, 
 from audit.augment import POLICIES
 from audit.errors import SalunInputError
 from audit.params import describe_errors, validate_keywords
-from audit.policy import BACKDOOR_RULE, DEFAULT_RULES, GENERATION_RULES, RELEARN_RULE, parse_rule
+from audit.policy import BACKDOOR_RULE, DEFAULT_RULES, GENERATION_RULES, RELEARN_RULE, SUBJECT_RULES, parse_rule
 from audit.registry import DATASETS, GENERATION_UNLEARNERS, MODELS, UNLEARNERS
 
 DEFAULT_SPEC_RESOURCE = "default_audit.toml"
@@ -175,7 +175,8 @@ ATTACK_NAMES = ("threshold", "svc", "lira", "rmia", "ulira")
 
 
 class LiraSection(Section):
-    shadows: int = Field(default=16, ge=2, le=1024)  # each pool point is IN for exactly half of them
+    shadows: int = Field(default=16, ge=6, le=1024)  # each pool point is IN for exactly half of them
+    # (6 at least: leaving one out, the online attack still needs 2 IN and 2 OUT models per point)
     scale: Literal["per_example", "pooled"] = "per_example"
 
     @field_validator("shadows")
@@ -323,7 +324,7 @@ class Spec(Section):
             return value.model_dump() if isinstance(value, BaseModel) else value if isinstance(value, dict) else {}
 
         generating = section("task").get("kind") == "generation"
-        rules = list(GENERATION_RULES if generating else DEFAULT_RULES)
+        rules = list(GENERATION_RULES if generating else SUBJECT_RULES if raw.get("subject") else DEFAULT_RULES)
         if "retain" in (section("relearn").get("run") or ()):
             rules.append(RELEARN_RULE)
         if (section("backdoor").get("fraction") or 0) > 0:
@@ -332,13 +333,18 @@ class Spec(Section):
 
     @model_validator(mode="before")
     @classmethod
-    def _no_attacks_on_generators(cls, raw: Any) -> Any:
-        """Membership inference is defined here for classifiers; a generation audit runs none unless asked."""
+    def _default_attacks(cls, raw: Any) -> Any:
+        """Membership inference is defined here for classifiers: a generation audit runs none unless
+        asked. U-LiRA needs the method itself to unlearn shadow models: a [subject] audit leaves it out."""
         if not isinstance(raw, dict) or "attacks" in raw:
             return raw
         task = raw.get("task")
         kind = task.kind if isinstance(task, TaskSection) else task.get("kind") if isinstance(task, dict) else None
-        return {**raw, "attacks": {"run": []}} if kind == "generation" else raw
+        if kind == "generation":
+            return {**raw, "attacks": {"run": []}}
+        if raw.get("subject") is not None:
+            return {**raw, "attacks": {"run": [name for name in ATTACK_NAMES if name != "ulira"]}}
+        return raw
 
     @model_validator(mode="after")
     def _something_to_audit(self) -> "Spec":
@@ -349,6 +355,12 @@ class Spec(Section):
         if self.subject is not None and self.forget.kind != "indices":
             raise SalunInputError('forget.kind: a [subject] audit takes its forget request as a file: set '
                                   'forget.kind = "indices" and forget.indices_file')
+        if self.subject is not None and "ulira" in self.attacks.run:
+            raise SalunInputError("attacks.run: U-LiRA needs the unlearning method itself to unlearn shadow models; "
+                                  "a [subject] audit of checkpoints cannot run it: leave ulira out")
+        if self.subject is not None and self.backdoor.enabled:
+            raise SalunInputError("backdoor.fraction: a [subject] audit cannot plant a trigger in a model trained "
+                                  "outside salun")
         return self
 
     @model_validator(mode="after")
