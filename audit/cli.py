@@ -58,6 +58,10 @@ def _parser() -> argparse.ArgumentParser:
 
     commands.add_parser("list", help="registered methods, attacks, datasets and models")
 
+    check = commands.add_parser("check-plugin", help="run the conformance checks on a registered unlearner")
+    check.add_argument("name", help="the unlearner's registered name (see `salun list`)")
+    check.add_argument("--generation", action="store_true", help="a generation unlearner of that name")
+
     init = commands.add_parser("init", help="write the commented example config")
     init.add_argument("path", nargs="?", default="audit.toml")
     init.add_argument("--force", action="store_true", help="overwrite an existing file")
@@ -105,12 +109,27 @@ def _list(args: argparse.Namespace) -> int:
 
     for registry in ALL:
         print(f"{registry.kind}s (entry-point group {registry.group}):")
+        width = max([16, *map(len, registry.names())])
         for name, obj in registry:
             origin = registry.origin(name)
-            print(f"  {name:<16} {origin.distribution} {origin.version:<8} {summary_of(obj)}")
+            print(f"  {name:<{width}} {origin.distribution} {origin.version:<8} {summary_of(obj)}")
         for name, why in registry.broken().items():
-            print(f"  {name:<16} FAILED TO LOAD: {why}")
+            print(f"  {name:<{width}} FAILED TO LOAD: {why}")
+        for name, distribution in registry.not_allowed().items():
+            print(f"  {name:<{width}} {distribution} NOT LOADED: not in audit.plugins")
     return EXIT_PASS
+
+
+def _check_plugin(args: argparse.Namespace) -> int:
+    from audit.registry import GENERATION_UNLEARNERS, UNLEARNERS
+    from unlearners.checks import check_unlearner
+
+    registry = GENERATION_UNLEARNERS if args.generation else UNLEARNERS
+    unlearner = registry.get(args.name, path="check-plugin")
+    print(f"{args.name}: {registry.origin(args.name).describe()}")
+    report = check_unlearner(unlearner)
+    print(report)
+    return EXIT_PASS if report.ok else EXIT_FAIL
 
 
 def _init(args: argparse.Namespace) -> int:
@@ -155,8 +174,8 @@ def _verify(args: argparse.Namespace) -> int:
     return EXIT_FAIL
 
 
-COMMANDS = {"audit": _audit, "validate": _validate, "list": _list, "init": _init, "report": _report,
-            "verify": _verify}
+COMMANDS = {"audit": _audit, "validate": _validate, "list": _list, "check-plugin": _check_plugin, "init": _init,
+            "report": _report, "verify": _verify}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -19,6 +19,7 @@ import torch
 from audit.dispatch import run_job
 from audit.plan import Job
 from audit.progress import Progress
+from audit.registry import allow_plugins
 from audit.spec import Spec
 from audit.store import Store
 
@@ -27,6 +28,7 @@ CPU_THREADS_PER_JOB = 1
 
 
 def _timed_job(job: Job, spec: Spec, store_root: str) -> tuple[float, str]:
+    allow_plugins(spec.audit.plugins)  # a worker process receives the spec without validating it
     threads = torch.get_num_threads()
     if job.params.get("device") == "cpu":
         torch.set_num_threads(CPU_THREADS_PER_JOB)

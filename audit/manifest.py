@@ -13,7 +13,7 @@ import numpy as np
 import torch
 
 from audit import __version__
-from audit.registry import DATASETS, GENERATION_UNLEARNERS, MODELS, UNLEARNERS, Origin
+from audit.registry import DATASETS, GENERATION_UNLEARNERS, MODELS, UNLEARNERS, Origin, Registry
 
 CODE_PACKAGES = ("audit", "unlearners", "attacks")
 
@@ -36,7 +36,9 @@ def _file_digest(path: str) -> str:
 
 
 def third_party_code(origin: Origin, obj: Any) -> dict[str, Any] | None:
-    """A plugin's code version when it does not come with salun: its distribution and file digest."""
+    """A plugin's code version when it does not come with salun: its distribution and
+    `file_sha256`, the SHA-256 of the source file of the module that defines it (salun's own
+    plugins are covered by `source_digest`)."""
     if origin.distribution == "salun":
         return None
     module = sys.modules.get(getattr(obj, "__module__", ""), None)
@@ -64,6 +66,12 @@ def environment(device: torch.device, cpu_threads_per_job: int) -> dict[str, Any
     return env
 
 
+def plugin_record(registry: Registry, name: str) -> dict[str, Any]:
+    """Where a plugin came from; for a third-party one also the digest of its source file."""
+    origin = registry.origin(name)
+    return third_party_code(origin, registry.get(name)) or origin.as_dict()
+
+
 def plugins_used(spec) -> list[dict[str, Any]]:
     used = [("dataset", DATASETS, spec.data.dataset), ("model", MODELS, spec.model.arch)]
     methods = GENERATION_UNLEARNERS if spec.task.kind == "generation" else UNLEARNERS
@@ -72,5 +80,5 @@ def plugins_used(spec) -> list[dict[str, Any]]:
     for kind, registry, name in used:
         if (kind, name) not in seen:
             seen.add((kind, name))
-            rows.append({"kind": kind, "name": name, **registry.origin(name).as_dict()})
+            rows.append({"kind": kind, "name": name, **plugin_record(registry, name)})
     return rows

@@ -12,6 +12,7 @@ from audit.generation_plan import build_generation_plan
 from audit.generation_results import build_generation_results
 from audit.plan import build_plan
 from audit.progress import Progress
+from audit.registry import allow_plugins
 from audit.results import build_results, load_results, write_results
 from audit.spec import Spec
 from audit.store import Store
@@ -35,6 +36,7 @@ def run_audit(
     """Run the audit a spec describes and write results.json and the reports of
     `audit.reports` under `out`; `command` is how it was invoked, for the manifest."""
     out = Path(out)
+    allow_plugins(spec.audit.plugins)  # another spec may have been validated since this one
     resolved = resolve_device(device or spec.audit.device)
     data = prepare_data(spec)
     store = Store(spec.audit.store)

@@ -21,7 +21,7 @@ from audit.augment import POLICIES
 from audit.errors import SalunInputError
 from audit.params import describe_errors, validate_keywords
 from audit.policy import BACKDOOR_RULE, DEFAULT_RULES, GENERATION_RULES, RELEARN_RULE, SUBJECT_RULES, parse_rule
-from audit.registry import DATASETS, GENERATION_UNLEARNERS, MODELS, UNLEARNERS
+from audit.registry import DATASETS, GENERATION_UNLEARNERS, MODELS, UNLEARNERS, allow_plugins
 
 DEFAULT_SPEC_RESOURCE = "default_audit.toml"
 REPORT_FORMATS = ("html", "pdf", "junit")  # written by every audit unless audit.reports says otherwise
@@ -294,7 +294,7 @@ class UnlearnerSection(Section):
 
 
 class Spec(Section):
-    audit: AuditSection = Field(default_factory=AuditSection)
+    audit: AuditSection = Field(default_factory=AuditSection, validate_default=True)
     task: TaskSection = Field(default_factory=TaskSection)
     data: DataSection = Field(default_factory=DataSection)
     forget: ForgetSection = Field(default_factory=ForgetSection)
@@ -311,6 +311,13 @@ class Spec(Section):
     unlearners: dict[str, UnlearnerSection] = Field(default_factory=dict)
 
     _base_dir: Path = PrivateAttr(default_factory=Path.cwd)
+
+    @field_validator("audit")
+    @classmethod
+    def _allow_listed_plugins(cls, audit: AuditSection) -> AuditSection:
+        """Fields validate in order: every registry lookup after this one honours audit.plugins."""
+        allow_plugins(audit.plugins)
+        return audit
 
     @model_validator(mode="before")
     @classmethod
