@@ -1,19 +1,22 @@
 """Datasets, the train/test split and the forget set.
 
 A dataset plugin is a function `load(root) -> Source` registered in `DATASETS` (or through
-the entry-point group `salun.datasets`). `prepare_data` turns a source into the arrays an
-audit uses: the training pool the originals train on, the test set, and the forget set,
-drawn from exactly that pool by the spec's data seed.
+the entry-point group `salun.datasets`); it may also declare keyword parameters named after
+the loader options of `[data]` (`label_column`, `image_size`) to receive them. `prepare_data`
+turns a source into the arrays an audit uses: the training pool the originals train on, the
+test set, and the forget set, drawn from exactly that pool by the spec's data seed.
 """
 
 from __future__ import annotations
 
 import functools
 import hashlib
+import inspect
 import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, Mapping
 
 import numpy as np
 import torch
@@ -224,20 +227,33 @@ def _standardise(mean: np.ndarray, std: np.ndarray, *parts: np.ndarray) -> list[
     return [torch.from_numpy(((a - mean.reshape(shape)) / std.reshape(shape)).astype(np.float32)) for a in parts]
 
 
+# `[data]` fields handed to the loaders that declare a parameter of the same name
+LOADER_OPTIONS = ("label_column", "image_size")
+
+
+def loader_options(data_spec: DataSection) -> dict[str, Any]:
+    return {name: getattr(data_spec, name) for name in LOADER_OPTIONS}
+
+
+def _modified(path: str | None) -> int | None:
+    return os.stat(path).st_mtime_ns if path and os.path.exists(path) else None
+
+
 def prepare_data(spec: Spec) -> AuditData:
     """The AuditData of a spec; cached per process, since every job of an audit needs it."""
     root = str(spec.resolve_path(spec.data.root)) if spec.data.root else None
     indices = str(spec.resolve_path(spec.forget.indices_file)) if spec.forget.indices_file else None
-    # an edited indices file must not be served from the cache
-    stamp = os.stat(indices).st_mtime_ns if indices and os.path.exists(indices) else None
-    return _prepare_cached(spec.data.model_dump_json(), spec.forget.model_dump_json(), root, indices, stamp)
+    # an edited data or indices file must not be served from the cache
+    stamps = (_modified(root), _modified(indices))
+    return _prepare_cached(spec.data.model_dump_json(), spec.forget.model_dump_json(), root, indices, stamps)
 
 
 @functools.lru_cache(maxsize=4)
-def _prepare_cached(data_json: str, forget_json: str, root: str | None, indices: str | None, stamp: int | None):
+def _prepare_cached(data_json: str, forget_json: str, root: str | None, indices: str | None,
+                    stamps: tuple[int | None, int | None]):
     data_spec = DataSection.model_validate_json(data_json)
     forget_spec = ForgetSection.model_validate_json(forget_json)
-    source = load_source(data_spec.dataset, Path(root) if root else None)
+    source = load_source(data_spec.dataset, Path(root) if root else None, loader_options(data_spec))
     y = np.asarray(source.y, dtype=np.int64)
     if source.x_test is None:
         rng = numpy_generator("split", data_spec.seed)
@@ -270,10 +286,11 @@ def _prepare_cached(data_json: str, forget_json: str, root: str | None, indices:
     )
 
 
-def auxiliary_set(name: str, root: Path | None, data: AuditData, path: str) -> Subset:
+def auxiliary_set(name: str, root: Path | None, data: AuditData, path: str,
+                  options: Mapping[str, Any] | None = None) -> Subset:
     """Every image of another dataset, standardised like the audit's, for an attacker's own
-    data; it must have the audit's image shape and classes."""
-    source = load_source(name, root)
+    data; it must have the audit's image shape and classes. `options` as for `load_source`."""
+    source = load_source(name, root, options)
     if tuple(source.x.shape[1:]) != data.input_shape or source.num_classes != data.num_classes:
         raise SalunInputError(f"{path}: '{name}' has images of shape {tuple(source.x.shape[1:])} in "
                               f"{source.num_classes} classes; the audit's are {data.input_shape} in {data.num_classes}")
@@ -281,15 +298,30 @@ def auxiliary_set(name: str, root: Path | None, data: AuditData, path: str) -> S
     return Subset(x, torch.from_numpy(np.asarray(source.y, dtype=np.int64)))
 
 
-def load_source(name: str, root: Path | None) -> Source:
+def load_source(name: str, root: Path | None, options: Mapping[str, Any] | None = None) -> Source:
+    """The source of dataset `name`; its loader gets those `options` (see LOADER_OPTIONS) it
+    declares, and an option it does not declare must keep its default."""
     loader = DATASETS.get(name, path="data.dataset")
-    source = loader(root)
+    source = loader(root, **_options_for(loader, name, options or {}))
     if source.x.ndim != 4 or len(source.x) != len(source.y):
         raise SalunInputError(
             f"data.dataset: '{name}' returned images of shape {source.x.shape} for "
             f"{len(source.y)} labels; expected (N, C, H, W) with one label per image"
         )
     return source
+
+
+def _options_for(loader, name: str, options: Mapping[str, Any]) -> dict[str, Any]:
+    try:
+        parameters = inspect.signature(loader).parameters
+    except (TypeError, ValueError):  # a loader without an introspectable signature gets root only
+        parameters = {}
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values()):
+        return dict(options)
+    for option, value in options.items():
+        if option not in parameters and value != DataSection.model_fields[option].default:
+            raise SalunInputError(f"data.{option}: dataset '{name}' has no such option")
+    return {option: value for option, value in options.items() if option in parameters}
 
 
 @DATASETS.register("digits")

@@ -215,7 +215,7 @@ UNLEARNERS: Registry[Any] = Registry("unlearner", "salun.unlearners", ("unlearne
 GENERATION_UNLEARNERS: Registry[Any] = Registry("generation unlearner", "salun.generation_unlearners",
                                                 ("unlearners",))
 ATTACKS: Registry[Any] = Registry("attack", "salun.attacks", ("attacks",))
-DATASETS: Registry[Any] = Registry("dataset", "salun.datasets", ("audit.data",))
+DATASETS: Registry[Any] = Registry("dataset", "salun.datasets", ("audit.data", "audit.file_datasets"))
 MODELS: Registry[Any] = Registry("model", "salun.models", ("audit.models",))
 
 ALL = (UNLEARNERS, GENERATION_UNLEARNERS, ATTACKS, DATASETS, MODELS)
