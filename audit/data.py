@@ -24,7 +24,8 @@ import torch
 from audit.errors import SalunInputError
 from audit.registry import DATASETS
 from audit.seeds import numpy_generator
-from audit.spec import DataSection, ForgetSection, Spec
+from audit.spec import Spec
+from audit.spec_sections import DataSection, ForgetSection
 
 
 @dataclass(frozen=True)

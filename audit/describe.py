@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from audit.spec import ATTACK_NAMES
+from audit.spec_sections import ATTACK_NAMES
 
 
 def _range(values: list[float], fmt: str = "{:.3g}") -> str:

@@ -145,7 +145,7 @@ def test_a_plugin_missing_from_the_allow_list_is_not_loaded(cli, installed_plugi
 @pytest.mark.parametrize(("entry", "message"), [
     (f"salun.unlearners:{UNLEARNER}s", f"audit.plugins: 'salun.unlearners:{UNLEARNER}s' matches no installed "
                                        f"entry point (did you mean 'salun.unlearners:{UNLEARNER}'?)"),
-    (UNLEARNER, f"audit.plugins: expected '<group>:<name>' with the group one of salun.unlearners"),
+    (UNLEARNER, "audit.plugins: expected '<group>:<name>' with the group one of salun.unlearners"),
 ])
 def test_an_allow_list_entry_naming_no_installed_entry_point_is_bad_input(installed_plugin, entry, message):
     with pytest.raises(SalunInputError, match=re.escape(message)):
