@@ -24,10 +24,20 @@ def sha256_of(path: Path) -> str:
     return digest.hexdigest()
 
 
-def read_state_dict(path: Path, field: str) -> dict[str, torch.Tensor]:
-    """The tensors of a checkpoint file; `field` names the config entry in every error."""
+def checkpoint_sha256(path: Path, field: str) -> str:
+    """The SHA-256 of a checkpoint file that must exist; `field` names the config entry."""
+    _require_file(path, field)
+    return sha256_of(path)
+
+
+def _require_file(path: Path, field: str) -> None:
     if not path.is_file():
         raise SalunInputError(f"{field}: checkpoint not found: {path}")
+
+
+def read_state_dict(path: Path, field: str) -> dict[str, torch.Tensor]:
+    """The tensors of a checkpoint file; `field` names the config entry in every error."""
+    _require_file(path, field)
     if path.suffix == SAFETENSORS_SUFFIX:
         from safetensors import SafetensorError
         from safetensors.torch import load_file

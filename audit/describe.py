@@ -84,10 +84,17 @@ def tests_run(spec: Any, scope: dict[str, Any], mia: dict[str, Any], equivalence
                            "needs both one-sided tests to reject",
             "n": f"{_range([e['n_models'] for e in entries], '{}')} models per side",
             "resolution": f"margin ±{spec.equivalence.margin:g}; margins the tests could show at 80 % power: "
-                          f"{_range([t['welch']['detectable_margin'] for e in entries for t in e['tost'].values() if t['welch']['detectable_margin'] is not None])}",
+                          f"{_detectable_margins(entries)}",
             "alpha": spec.equivalence.alpha,
         }]
     return tests
+
+
+def _detectable_margins(entries: list[dict[str, Any]]) -> str:
+    """The range of the margins the TOST tests could show at 80 % power, over methods and metrics."""
+    margins = [t["welch"]["detectable_margin"] for e in entries for t in e["tost"].values()
+               if t["welch"]["detectable_margin"] is not None]
+    return _range(margins) if margins else "none (too few models)"
 
 
 def _half_width(mia: dict[str, Any]) -> str:
@@ -171,7 +178,7 @@ def generation_tests_run(spec: Any, scope: dict[str, Any], equivalence: dict[str
             "assumptions": "one value per generator (its samples' mean); the seed means are roughly normal",
             "n": f"{_range([e['n_models'] for e in entries], '{}')} generators per side",
             "resolution": f"margin ±{spec.equivalence.margin:g}; margins the tests could show at 80 % power: "
-                          f"{_range([t['welch']['detectable_margin'] for e in entries for t in e['tost'].values() if t['welch']['detectable_margin'] is not None] or [float('nan')])}",
+                          f"{_detectable_margins(entries)}",
             "alpha": spec.equivalence.alpha,
         })
     if relearn:

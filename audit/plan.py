@@ -7,14 +7,12 @@ from __future__ import annotations
 import functools
 import hashlib
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import torch
 
-from audit.checkpoints import sha256_of
+from audit.checkpoints import checkpoint_sha256
 from audit.data import AuditData
-from audit.errors import SalunInputError
 from audit.manifest import source_digest, third_party_code
 from audit.poison import backdoor_positions
 from audit.registry import MODELS, UNLEARNERS
@@ -64,12 +62,6 @@ def code_versions(**plugins: tuple[Any, Any]) -> dict[str, Any]:
     return code
 
 
-def checkpoint_digest(path: Path, field: str) -> str:
-    if not path.is_file():
-        raise SalunInputError(f"{field}: checkpoint not found: {path}")
-    return sha256_of(path)
-
-
 def build_plan(spec: Spec, data: AuditData, device: torch.device) -> Plan:
     seeds = list(range(spec.audit.seeds))
     model_plugin = (MODELS.origin(spec.model.arch), MODELS.get(spec.model.arch))
@@ -98,7 +90,7 @@ def build_plan(spec: Spec, data: AuditData, device: torch.device) -> Plan:
 
     def imported(path: str, field: str, label: str) -> str:
         resolved = spec.resolve_path(path)
-        params = {"checkpoint": str(resolved), "sha256": checkpoint_digest(resolved, field), "field": field,
+        params = {"checkpoint": str(resolved), "sha256": checkpoint_sha256(resolved, field), "field": field,
                   "model": spec.model.flat(), "device": device.type}
         key = add(Job(IMPORT, params, (), label, train_code))
         observed(key, label)

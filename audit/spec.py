@@ -126,11 +126,6 @@ class Spec(Section):
     def _validate_unlearners(cls, raw: Any, info: ValidationInfo) -> Any:
         if not isinstance(raw, dict):
             raise SalunInputError("unlearners: expected a table of [unlearners.<name>] sections")
-        if not raw and info.data.get("subject") is None:
-            raise SalunInputError(
-                "unlearners: no method to audit; add a [unlearners.<name>] section (see `salun list`), "
-                "or a [subject] with your own checkpoints"
-            )
         sections = {}
         for label, body in raw.items():
             path = f"unlearners.{label}"
