@@ -3,7 +3,7 @@
 Scores one synthetic forget set (``--examples`` forget examples, ``--models`` unlearned and
 as many retrained values of φ each) two ways in one process:
 
-  vectorised  audit.equivalence.per_example_epsilon on every example
+  vectorised  audit.neurips2023.per_example_epsilon on every example
   loop        the literal per-example, per-rule loop the tests check it against
               (tests/audit/test_equivalence_neurips.py), on the first ``--loop-examples``
               examples only; its time for the whole set is extrapolated linearly
@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from audit.equivalence import forget_score, per_example_epsilon
+from audit.neurips2023 import forget_score, per_example_epsilon
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "audit"))
 from test_equivalence_neurips import literal_epsilons

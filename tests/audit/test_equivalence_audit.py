@@ -4,7 +4,7 @@ import json
 
 import numpy as np
 
-from audit.equivalence import per_example_epsilon
+from audit.neurips2023 import per_example_epsilon
 from audit.pipeline import run_audit
 from audit.tost import tost_welch
 from helpers import small_spec

@@ -5,8 +5,8 @@ import math
 import numpy as np
 import pytest
 
-from audit import equivalence
-from audit.equivalence import (
+from audit import neurips2023 as equivalence
+from audit.neurips2023 import (
     DELTA,
     epsilon_table,
     final_score,
