@@ -68,7 +68,7 @@ def build_generation_results(spec: Spec, data: AuditData, plan: Plan, store: Sto
         return None if arrays is None else sample_metrics(arrays, forgotten, data.num_classes)
 
     populations = {}
-    for name, keys in (("original", plan.originals), ("retrain", plan.retrains)):
+    for name, keys in (("original", plan.originals), ("reference_retrain", plan.retrains)):
         rows = [values_of(seed, key) for seed, key in zip(plan.seeds, keys)]
         if any(row is None for row in rows):
             raise SalunInputError(f"generation: an {name} generator samples non-finite images; "
@@ -82,7 +82,7 @@ def build_generation_results(spec: Spec, data: AuditData, plan: Plan, store: Sto
         verdicts.append(rule)
         if metrics[label]["UA"]["n"] >= 2 and len(plan.retrains) >= 2:
             equivalence[label] = {"n_models": metrics[label]["UA"]["n"], "n_samples_per_model": spec.generation.samples,
-                                  "tost": metric_tost(metrics[label], populations["retrain"], EQUIVALENCE_METRICS,
+                                  "tost": metric_tost(metrics[label], populations["reference_retrain"], EQUIVALENCE_METRICS,
                                                       spec.equivalence, "generation", label)}
     relearn = relearn_results(spec, plan, store)
     namespaces = {label: {"equivalence": equivalence.get(label), "mia": None, "metrics": metrics[label],

@@ -145,7 +145,7 @@ def build_results(spec: Spec, data: AuditData, plan: Plan, store: Store, device:
                      **({"subject": _subject_checkpoints(plan, store)} if spec.subject is not None else {})},
         "spec": spec.to_dict(),
         "scope": scope,
-        "populations": {"original": summaries(originals, METRICS), "retrain": summaries(references, METRICS)},
+        "populations": {"original": summaries(originals, METRICS), "reference_retrain": summaries(references, METRICS)},
         "metrics": metrics,
         "mia": mia,
         "equivalence": equivalence,
@@ -259,8 +259,11 @@ def manifest_of(spec: Spec, data: AuditData, plan: Plan, device: torch.device) -
         "augmentation": spec.train.augmentation,
         "artifacts": {
             "original": plan.originals,
-            "retrain": plan.retrains,
+            "reference_retrain": plan.retrains,
             "unlearned": plan.unlearned,
+            "shadow": plan.shadows,
+            "shadow_unlearned": plan.shadow_unlearned,
+            "observation_of": plan.observation_of,
         },
     }
 

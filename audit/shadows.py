@@ -18,14 +18,27 @@ from audit.data import AuditData
 from audit.seeds import numpy_generator
 
 
+def _halves(rng: np.random.Generator, shadows: int, size: int) -> np.ndarray:
+    """(shadows, size) booleans, exactly shadows // 2 True per column, each column its own draw."""
+    # the rank of a uniform draw within its column is a uniform random permutation of the shadows
+    halves = np.argsort(np.argsort(rng.random((shadows, size)), axis=0), axis=0) < shadows // 2
+    halves.setflags(write=False)
+    return halves
+
+
 @functools.lru_cache(maxsize=8)
 def shadow_membership(pool_size: int, shadows: int, seed: int) -> np.ndarray:
     """(shadows, pool_size) booleans, exactly shadows / 2 True per column."""
-    rng = numpy_generator("shadow membership", pool_size, shadows, seed)
-    # the rank of a uniform draw within its column is a uniform random permutation of the shadows
-    membership = np.argsort(np.argsort(rng.random((shadows, pool_size)), axis=0), axis=0) < shadows // 2
-    membership.setflags(write=False)
-    return membership
+    return _halves(numpy_generator("shadow membership", pool_size, shadows, seed), shadows, pool_size)
+
+
+@functools.lru_cache(maxsize=8)
+def references_of_test_points(test_size: int, shadows: int, seed: int) -> np.ndarray:
+    """(shadows, test_size) booleans: the shadows each test point is scored against, exactly
+    shadows / 2 of them. No shadow trains on a test point, so all are OUT for it; keeping half
+    gives it as many OUT references as a pool point has, so that members and non-members are
+    scored against equally many models (a fit on more models has lighter tails)."""
+    return _halves(numpy_generator("test references", test_size, shadows, seed), shadows, test_size)
 
 
 def shadow_train_positions(data: AuditData, shadow: int, shadows: int, seed: int) -> np.ndarray:

@@ -26,7 +26,7 @@ import numpy as np
 
 from audit.registry import ATTACKS
 
-VERSION = "1"
+VERSION = "2"
 
 SCALES = ("per_example", "pooled")
 # phi is a log-odds; spreads across independently trained models are orders of magnitude larger
@@ -92,41 +92,73 @@ def log_likelihood_ratio(target_phi: np.ndarray, mu_a: np.ndarray, sigma_a: np.n
 
 @ATTACKS.register("lira")
 def online_scores(target_phi: np.ndarray, phi: np.ndarray, in_mask: np.ndarray,
-                  scale: str = "per_example") -> np.ndarray:
+                  scale: str = "per_example", out_mask: np.ndarray | None = None) -> np.ndarray:
     """LiRA (Carlini et al.), online: log N(phi_t; mu_in, sigma_in) - log N(phi_t; mu_out, sigma_out).
 
     target_phi (..., n) are the target models' signals; phi, in_mask (S, n) the reference
-    models' signals and whether each trained on each example. Returns (..., n).
+    models' signals and whether each trained on each example (and used as IN); `out_mask`
+    the models used as OUT (default: every model not IN). Returns (..., n).
     """
     in_mask = np.asarray(in_mask, dtype=bool)
+    out = ~in_mask if out_mask is None else np.asarray(out_mask, dtype=bool)
     mu_in, sigma_in = fit_gaussians(phi, in_mask, scale)
-    mu_out, sigma_out = fit_gaussians(phi, ~in_mask, scale)
+    mu_out, sigma_out = fit_gaussians(phi, out, scale)
     return log_likelihood_ratio(np.asarray(target_phi, dtype=np.float64), mu_in, sigma_in, mu_out, sigma_out)
 
 
 def offline_scores(target_phi: np.ndarray, phi: np.ndarray, in_mask: np.ndarray,
-                   scale: str = "per_example") -> np.ndarray:
-    """Offline LiRA: the one-sided test against the OUT Gaussian only.
+                   scale: str = "per_example", out_mask: np.ndarray | None = None) -> np.ndarray:
+    """Offline LiRA, the paper's one-sided test against the OUT Gaussian only.
 
     Returns z = (phi_t - mu_out) / sigma_out, shape (..., n). The one-sided p-value of the
     null "x is OUT" is 1 - Phi(z), a decreasing function of z, so z ranks examples exactly
     as the p-value does (higher = more likely member) without saturating at 0 or 1.
-    IN models (in_mask True) are not used.
+    IN models (in_mask True) are not used; `out_mask` names the OUT models to fit (default:
+    every model not IN).
     """
-    mu_out, sigma_out = fit_gaussians(phi, ~np.asarray(in_mask, dtype=bool), scale)
+    out = ~np.asarray(in_mask, dtype=bool) if out_mask is None else np.asarray(out_mask, dtype=bool)
+    mu_out, sigma_out = fit_gaussians(phi, out, scale)
     return (np.asarray(target_phi, dtype=np.float64) - mu_out) / sigma_out
 
 
-ScoreFn = Callable[[np.ndarray, np.ndarray, np.ndarray], np.ndarray]
+def offline_two_sided_scores(target_phi: np.ndarray, phi: np.ndarray, in_mask: np.ndarray,
+                             scale: str = "per_example", out_mask: np.ndarray | None = None) -> np.ndarray:
+    """Offline LiRA as Carlini et al.'s public code scores it: -log N(phi_t; mu_out, sigma_out).
+
+    Two-sided: phi far above *or* far below what OUT models give scores high. For an unlearned
+    target this flags the forget points that were not forgotten and those forgotten too hard
+    (pushed below what retraining gives), which the one-sided test ranks as least member-like.
+    """
+    out = ~np.asarray(in_mask, dtype=bool) if out_mask is None else np.asarray(out_mask, dtype=bool)
+    mu_out, sigma_out = fit_gaussians(phi, out, scale)
+    z = (np.asarray(target_phi, dtype=np.float64) - mu_out) / sigma_out
+    return 0.5 * z**2 + np.log(sigma_out) + 0.5 * np.log(2 * np.pi)
 
 
-def shadow_game(phi: np.ndarray, in_mask: np.ndarray, score_fn: ScoreFn) -> tuple[np.ndarray, np.ndarray]:
+ScoreFn = Callable[[np.ndarray, np.ndarray, np.ndarray, np.ndarray], np.ndarray]
+
+
+def keep_per_column(mask: np.ndarray, count: int, rng: np.random.Generator) -> np.ndarray:
+    """`mask` with exactly `count` True entries kept per column, chosen at random (each column
+    needs at least `count`): references matched in number for every example."""
+    mask = np.asarray(mask, dtype=bool)
+    if np.any(mask.sum(axis=0) < count):
+        raise ValueError(f"every column needs at least {count} entries to keep")
+    ranks = np.argsort(np.argsort(np.where(mask, rng.random(mask.shape), np.inf), axis=0), axis=0)
+    return mask & (ranks < count)
+
+
+def shadow_game(phi: np.ndarray, in_mask: np.ndarray, score_fn: ScoreFn,
+                rng: np.random.Generator | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Leave-one-out game over the shadow models.
 
-    Each shadow s in turn is the target, scored by score_fn(phi[s], phi_others, in_mask_others)
-    with the other S - 1 shadows as references. Returns (scores (S, n), is_member (S, n)),
-    is_member being a copy of in_mask. The loop is over the S models; each call is
-    vectorised over the n examples.
+    Each shadow s in turn is the target, scored by score_fn(phi[s], phi_others, in_used,
+    out_used) with the other S - 1 shadows as references. Leaving s out leaves the examples
+    s trained on one IN reference fewer than the others (and one OUT more); with `rng`, every
+    example keeps the same number of IN and of OUT references (the smallest there is, chosen
+    at random), so members and non-members are fitted alike. Returns (scores (S, n),
+    is_member (S, n)), is_member being a copy of in_mask. The loop is over the S models;
+    each call is vectorised over the n examples.
     """
     phi = np.asarray(phi, dtype=np.float64)
     in_mask = np.asarray(in_mask, dtype=bool)
@@ -136,5 +168,9 @@ def shadow_game(phi: np.ndarray, in_mask: np.ndarray, score_fn: ScoreFn) -> tupl
     scores = np.empty_like(phi)
     for s in range(shadows):
         others = np.arange(shadows) != s
-        scores[s] = score_fn(phi[s], phi[others], in_mask[others])
+        inside, outside = in_mask[others], ~in_mask[others]
+        if rng is not None:
+            inside = keep_per_column(inside, int(inside.sum(axis=0).min()), rng)
+            outside = keep_per_column(outside, int(outside.sum(axis=0).min()), rng)
+        scores[s] = score_fn(phi[s], phi[others], inside, outside)
     return scores, in_mask.copy()

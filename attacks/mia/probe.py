@@ -19,12 +19,13 @@ import numpy as np
 from attacks.mia import lira, rmia, threshold, ulira
 from attacks.mia.roc import attack_summary, auc
 from attacks.mia.signals import FEATURES, confidence, logit_scaled_confidence
+from attacks.mia.units import Units
 from audit.data import AuditData
 from audit.metrics import mia_efficacy_of
 from audit.observe import StoredObservations
 from audit.plan import Plan
 from audit.seeds import numpy_generator
-from audit.shadows import shadow_forget_positions, shadow_membership
+from audit.shadows import references_of_test_points, shadow_forget_positions, shadow_membership
 from audit.spec import Spec
 from audit.stats import summarize
 from audit.store import Store
@@ -33,12 +34,22 @@ SVC_VERSION = "1"
 VULNERABLE = 10  # forget examples listed as the most exposed, per target and attack
 
 
-def _summary(spec: Spec, positives: np.ndarray, negatives: np.ndarray, *seed: object) -> dict[str, Any]:
+def _summary(spec: Spec, positives: np.ndarray, negatives: np.ndarray, *seed: object,
+             shared_models: bool = True, shared_examples: bool = False) -> dict[str, Any]:
+    """An attack's summary over (models, examples) scores of members and non-members: the same
+    target models score both sides (`shared_models`), or the same examples stand on both
+    sides (`shared_examples`), and the intervals and bounds resample and count those units."""
     scores = np.concatenate([np.ravel(positives), np.ravel(negatives)])
     is_member = np.concatenate([np.ones(np.size(positives), bool), np.zeros(np.size(negatives), bool)])
+    units = Units.grid(np.shape(positives), np.shape(negatives), shared_models=shared_models,
+                       shared_examples=shared_examples)
+    return _scored(spec, scores, is_member, units, *seed)
+
+
+def _scored(spec: Spec, scores: np.ndarray, is_member: np.ndarray, units: Units, *seed: object) -> dict[str, Any]:
     a = spec.attacks
     return attack_summary(scores, is_member, numpy_generator("mia", *seed), alpha=a.alpha, delta=a.delta,
-                          resamples=a.bootstrap)
+                          resamples=a.bootstrap, units=units)
 
 
 def _per_class(positives: np.ndarray, negatives: np.ndarray, labels: np.ndarray,
@@ -63,12 +74,13 @@ def _most_exposed(positives: np.ndarray, data: AuditData) -> list[dict[str, Any]
 
 
 def _entry(spec: Spec, data: AuditData, positives: np.ndarray, negatives: np.ndarray, labels: np.ndarray,
-           n_models: int, n_shadows: int, *seed: object, version: str) -> dict[str, Any]:
+           n_models: int, n_shadows: int, *seed: object, version: str, shared_models: bool = True,
+           shared_examples: bool = False) -> dict[str, Any]:
     return {
         "version": version,
         "n_target_models": n_models,
         "n_shadow_models": n_shadows,
-        **_summary(spec, positives, negatives, *seed),
+        **_summary(spec, positives, negatives, *seed, shared_models=shared_models, shared_examples=shared_examples),
         "per_class_auc": _per_class(positives, negatives, labels),
         "most_exposed": _most_exposed(positives, data) if positives.shape[1] == len(data.forget) else [],
     }
@@ -84,7 +96,7 @@ def mia_results(spec: Spec, data: AuditData, plan: Plan, store: Store) -> dict[s
     test_mask = data.eval_test_mask
     forget = data.forget
     forget_labels = obs.y_pool[forget]
-    targets = {("populations", "original"): plan.originals, ("populations", "retrain"): plan.retrains,
+    targets = {("populations", "original"): plan.originals, ("populations", "reference_retrain"): plan.retrains,
                **{("methods", label): keys for label, keys in plan.unlearned.items()}}
     shadow_keys = obs.usable(plan.shadows)
     membership = shadow_membership(len(data.pool), attacks.lira.shadows, spec.data.seed) if plan.shadows else None
@@ -98,12 +110,13 @@ def mia_results(spec: Spec, data: AuditData, plan: Plan, store: Store) -> dict[s
         loss_scores, _ = obs.signal(shadow_keys, lambda z, y: threshold.threshold_scores("loss", z, y))
         out["recipe"] = _recipe_game(spec, phi_pool, p_pool, loss_scores, membership)
         a = attacks.rmia.a if attacks.rmia.a is not None else out["recipe"]["rmia_a"]
-        # test points never train a shadow: every shadow is OUT for them
-        never_in = np.zeros_like(phi_test, dtype=bool)
-        out_mu_f, out_sd_f = lira.fit_gaussians(phi_pool[:, forget], ~membership[:, forget], attacks.lira.scale)
-        out_mu_t, out_sd_t = lira.fit_gaussians(phi_test[:, test_mask], ~never_in[:, test_mask], attacks.lira.scale)
-        p_ref_f = rmia.reference_probability(p_pool[:, forget], membership[:, forget], True, a, attacks.rmia.trim)
-        p_ref_t = rmia.reference_probability(p_test[:, test_mask], never_in[:, test_mask], True, a, attacks.rmia.trim)
+        # every shadow is OUT for a test point; each keeps half of them, as many as a forget point has
+        out_f = ~membership[:, forget]
+        out_t = references_of_test_points(int(test_mask.sum()), len(shadow_keys), spec.data.seed)
+        phi_f, phi_t = phi_pool[:, forget], phi_test[:, test_mask]
+        p_ref_f = rmia.reference_probability(p_pool[:, forget], ~out_f, True, a, attacks.rmia.trim)
+        p_ref_t = rmia.reference_probability(p_test[:, test_mask], ~out_t, True, a, attacks.rmia.trim)
+        out["references_per_example"] = {"forget": int(out_f.sum(axis=0).min()), "test": int(out_t.sum(axis=0).min())}
 
     for (group, target), keys in targets.items():
         keys = obs.usable(keys)
@@ -120,10 +133,12 @@ def mia_results(spec: Spec, data: AuditData, plan: Plan, store: Store) -> dict[s
         if "svc" in attacks.run:
             results.update(_svc_entries(obs, keys, data))
         if "lira" in attacks.run and shadow_keys:
-            positives = (pool_phi[:, forget] - out_mu_f) / out_sd_f
-            negatives = (test_phi[:, test_mask] - out_mu_t) / out_sd_t
-            results["lira_offline"] = _entry(spec, data, positives, negatives, forget_labels, len(keys),
-                                             len(shadow_keys), group, target, "lira", version=lira.VERSION)
+            for name, score in (("lira_offline", lira.offline_scores),
+                                ("lira_offline_two_sided", lira.offline_two_sided_scores)):
+                positives = score(pool_phi[:, forget], phi_f, ~out_f, attacks.lira.scale, out_f)
+                negatives = score(test_phi[:, test_mask], phi_t, ~out_t, attacks.lira.scale, out_t)
+                results[name] = _entry(spec, data, positives, negatives, forget_labels, len(keys),
+                                       len(shadow_keys), group, target, name, version=lira.VERSION)
         if "rmia" in attacks.run and shadow_keys:
             pool_p, test_p = obs.signal(keys, confidence)
             results["rmia_offline"] = _rmia_entry(spec, data, pool_p[:, forget], test_p[:, test_mask], p_ref_f,
@@ -156,16 +171,21 @@ def _recipe_game(spec: Spec, phi: np.ndarray, p: np.ndarray, loss_scores: np.nda
 
     def summary(scores: np.ndarray, is_member: np.ndarray, name: str) -> dict[str, Any]:
         return {"n_target_models": n, "n_shadow_models": n - 1,
-                **_summary(spec, scores[is_member], scores[~is_member], "recipe", name)}
+                **_scored(spec, scores.ravel(), is_member.ravel(), Units.matrix(scores.shape), "recipe", name)}
 
-    for name, fn in (("lira_online", lira.online_scores), ("lira_offline", lira.offline_scores)):
-        scores, is_member = lira.shadow_game(phi, membership, lambda t, ph, m, fn=fn: fn(t, ph, m, scale))
+    for name, fn in (("lira_online", lira.online_scores), ("lira_offline", lira.offline_scores),
+                     ("lira_offline_two_sided", lira.offline_two_sided_scores)):
+        scores, is_member = lira.shadow_game(phi, membership, lambda t, ph, i, o, fn=fn: fn(t, ph, i, scale, o),
+                                             numpy_generator("mia", "recipe references", name))
         out[name] = summary(scores, is_member, name)
     out["threshold_loss"] = summary(loss_scores, membership, "threshold_loss")
     out["rmia_a"] = spec.attacks.rmia.a
     if out["rmia_a"] is None:
-        # shadow 0 is the held-out reference model whose membership is known
-        out["rmia_a"] = float(rmia.tune_a(p[0], membership[0], p[1:], membership[1:],
+        # shadow 0 is the held-out reference model whose membership is known; its members and
+        # non-members keep as many OUT references each (one fewer than half of the others)
+        outside = ~membership[1:]
+        matched = lira.keep_per_column(outside, int(outside.sum(axis=0).min()), numpy_generator("mia", "rmia a"))
+        out["rmia_a"] = float(rmia.tune_a(p[0], membership[0], p[1:], ~matched,
                                           gamma=spec.attacks.rmia.gamma, trim=spec.attacks.rmia.trim))
     return out
 
@@ -204,8 +224,10 @@ def _ulira_entry(spec: Spec, data: AuditData, plan: Plan, obs: StoredObservation
     negatives = ulira.scores(reference_phi[:, forget], *args)
     labels = obs.y_pool[forget]
     entry = _entry(spec, data, positives, negatives, labels, len(keys), len(shadow_keys), target, "ulira",
-                   version=ulira.VERSION)
+                   version=ulira.VERSION, shared_models=False, shared_examples=True)
     # both sides are forget points: a per-class slice is the same game within each class
     entry["per_class_auc"] = _per_class(positives, negatives, labels, negative_labels=labels)
     entry["n_reference_models"] = len(reference)
+    entry["references_per_example"] = {"unlearned": int(args[1].sum(axis=0).min()),
+                                       "never_trained": int(args[2].sum(axis=0).min())}
     return entry

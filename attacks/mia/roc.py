@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 from scipy import stats
 
+from attacks.mia.units import Units, auc_intervals, one_cell_per_unit
 from audit.stats import clopper_pearson_upper, epsilon_from_rates
 
 TARGET_FPRS = (0.001, 0.01)
@@ -140,7 +141,8 @@ def balanced_accuracy(fpr, tpr) -> float:
     return float(np.max((np.asarray(tpr) + 1 - np.asarray(fpr)) / 2))
 
 
-def epsilon_lower_bound(scores, is_member, rng, alpha: float = 0.05, delta: float = 1e-5) -> dict[str, Any]:
+def epsilon_lower_bound(scores, is_member, rng, alpha: float = 0.05, delta: float = 1e-5,
+                        units=None) -> dict[str, Any]:
     """A high-confidence lower bound on ε for (ε, δ) unlearning/privacy, from one threshold.
 
     An (ε, δ) mechanism has FPR + e^ε FNR >= 1 - δ and FNR + e^ε FPR >= 1 - δ, so
@@ -160,17 +162,36 @@ def epsilon_lower_bound(scores, is_member, rng, alpha: float = 0.05, delta: floa
     is a lower bound on ε with confidence 1 - alpha; with n examples per side it cannot pass
     about ln(n), however separable the scores.
 
+    Clopper-Pearson counts independent trials. With `units` (one id per score: the example
+    each score belongs to), scores of one unit are not independent of each other: one score
+    per unit and side is drawn at random, and the halves split units, so that a unit's
+    member and non-member scores fall in the same half. Without `units` every score is taken
+    as an independent trial.
+
     Returns {value, alpha, delta, threshold, fpr_upper, fnr_upper, false_positives,
-    false_negatives, n_members, n_nonmembers}, the counts being those of the bounding half.
+    false_negatives, n_members, n_nonmembers, trials}, the counts being those of the
+    bounding half.
     """
     scores, is_member = _check(scores, is_member)
     rng = np.random.default_rng(rng)
-    members, nonmembers = scores[is_member], scores[~is_member]
-    if len(members) < 2 or len(nonmembers) < 2:
-        raise ValueError("the ε bound splits members and non-members in halves: it needs at least 2 of each")
-    members, nonmembers = rng.permutation(members), rng.permutation(nonmembers)
-    sel_m, bound_m = members[: len(members) // 2], members[len(members) // 2:]
-    sel_n, bound_n = nonmembers[: len(nonmembers) // 2], nonmembers[len(nonmembers) // 2:]
+    if units is None:
+        members, nonmembers = scores[is_member], scores[~is_member]
+        if len(members) < 2 or len(nonmembers) < 2:
+            raise ValueError("the ε bound splits members and non-members in halves: it needs at least 2 of each")
+        members, nonmembers = rng.permutation(members), rng.permutation(nonmembers)
+        sel_m, bound_m = members[: len(members) // 2], members[len(members) // 2:]
+        sel_n, bound_n = nonmembers[: len(nonmembers) // 2], nonmembers[len(nonmembers) // 2:]
+        trials = "every score an independent trial"
+    else:
+        keep = one_cell_per_unit(units, is_member, rng)
+        scores, is_member, units = scores[keep], is_member[keep], np.asarray(units)[keep]
+        distinct = rng.permutation(np.unique(units))
+        selection = np.isin(units, distinct[: len(distinct) // 2])
+        sel_m, bound_m = scores[is_member & selection], scores[is_member & ~selection]
+        sel_n, bound_n = scores[~is_member & selection], scores[~is_member & ~selection]
+        if min(len(sel_m), len(bound_m), len(sel_n), len(bound_n)) < 1:
+            raise ValueError("the ε bound splits the units in halves: each half needs members and non-members")
+        trials = "one score per example and side, drawn at random; examples are the independent trials"
     half = alpha / 2
 
     # selection half: (tp, fp) at every distinct threshold; upper bounds read from per-count tables
@@ -208,6 +229,7 @@ def epsilon_lower_bound(scores, is_member, rng, alpha: float = 0.05, delta: floa
         "false_negatives": false_negatives,
         "n_members": len(bound_m),
         "n_nonmembers": len(bound_n),
+        "trials": trials,
     }
 
 
@@ -246,14 +268,17 @@ def roc_plot_data(fpr, tpr, points: int = 100, *, negatives: int | None = None) 
 
 
 def attack_summary(scores, is_member, rng, *, alpha: float = 0.05, delta: float = 1e-5,
-                   resamples: int = 1000) -> dict[str, Any]:
+                   resamples: int = 1000, units: Units | None = None) -> dict[str, Any]:
     """Everything above for one attack, JSON-ready (plain floats, ints and lists):
-    {auc: {value, ci95, resamples}, tpr_at_fpr: [at 0.1 %, at 1 %], balanced_accuracy,
-    advantage, epsilon_lower_bound, n_members, n_nonmembers, roc, histogram}.
+    {auc: {value, ci95, resamples, ...}, tpr_at_fpr: [at 0.1 %, at 1 %], balanced_accuracy,
+    advantage, epsilon_lower_bound, n_members, n_nonmembers, roc, histogram, units}.
 
-    The bootstrap and the ε split draw from two independent streams spawned from `rng`, so
-    the ε bound does not change with the number of resamples. With resamples=0 there is no
-    interval (ci95 None). Non-finite scores raise ValueError.
+    With `units` (the model and example of each score) the AUC's interval is the two-way
+    bootstrap over models and examples (with the one-way intervals beside it), the ε bound
+    counts one trial per example, and `units` counts them; without, every score is an
+    independent unit. The bootstrap and the ε split draw from two independent streams
+    spawned from `rng`, so the ε bound does not change with the number of resamples. With
+    resamples=0 there is no interval (ci95 None). Non-finite scores raise ValueError.
     """
     scores, is_member = _check(scores, is_member)
     rng = np.random.default_rng(rng)
@@ -261,16 +286,25 @@ def attack_summary(scores, is_member, rng, *, alpha: float = 0.05, delta: float 
     n_members = int(is_member.sum())
     n_nonmembers = len(scores) - n_members
     fpr, tpr, _ = roc_curve(scores, is_member)
+    value = auc(scores, is_member)
+    if not resamples:
+        interval: dict[str, Any] = {"ci95": None, "resamples": 0}
+    elif units is None:
+        interval = {"ci95": list(auc_interval(scores, is_member, bootstrap_rng, resamples)),
+                    "resamples": int(resamples), "bootstrap": "scores resampled as independent"}
+    else:
+        interval = auc_intervals(scores, is_member, units, bootstrap_rng, resamples)
     return {
-        "auc": {"value": auc(scores, is_member),
-                "ci95": list(auc_interval(scores, is_member, bootstrap_rng, resamples)) if resamples else None,
-                "resamples": int(resamples)},
+        "auc": {"value": value, **interval},
         "tpr_at_fpr": [tpr_at_fpr(fpr, tpr, t, negatives=n_nonmembers) for t in TARGET_FPRS],
         "balanced_accuracy": balanced_accuracy(fpr, tpr),
         "advantage": advantage(fpr, tpr),
-        "epsilon_lower_bound": epsilon_lower_bound(scores, is_member, split_rng, alpha, delta),
+        "epsilon_lower_bound": epsilon_lower_bound(scores, is_member, split_rng, alpha, delta,
+                                                   None if units is None else units.examples),
         "n_members": n_members,
         "n_nonmembers": n_nonmembers,
+        "units": ({"scores": {"members": n_members, "nonmembers": n_nonmembers}}
+                  if units is None else units.counts(is_member)),
         "roc": roc_plot_data(fpr, tpr, negatives=n_nonmembers),
         "histogram": histogram(scores, is_member),
     }

@@ -134,7 +134,7 @@ def test_online_lira_reaches_the_analytic_auc_and_beats_a_global_threshold(game)
     results = {}
     for scale in lira.SCALES:
         for name, fn in (("online", lira.online_scores), ("offline", lira.offline_scores)):
-            scores, is_member = lira.shadow_game(phi, in_mask, lambda t, p, m, fn=fn, s=scale: fn(t, p, m, s))
+            scores, is_member = lira.shadow_game(phi, in_mask, lambda t, p, i, o, fn=fn, s=scale: fn(t, p, i, s, o))
             assert scores.shape == is_member.shape == (SHADOWS, N)
             np.testing.assert_array_equal(is_member, in_mask)
             results[name, scale] = auc(scores, is_member)
@@ -162,7 +162,7 @@ def test_lira_scores_match_a_per_example_loop():
 def test_shadow_game_is_leave_one_out():
     rng = np.random.default_rng(4)
     phi, in_mask = rng.normal(size=(6, 30)), halves(rng, 6, 30)
-    scores, is_member = lira.shadow_game(phi, in_mask, lambda t, p, m: lira.online_scores(t, p, m, "pooled"))
+    scores, is_member = lira.shadow_game(phi, in_mask, lambda t, p, i, o: lira.online_scores(t, p, i, "pooled", o))
     for s in range(6):
         others = np.delete(np.arange(6), s)
         expected = loop_lira(phi[s], phi[others], in_mask[others], "pooled", True)

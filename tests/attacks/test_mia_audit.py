@@ -30,12 +30,12 @@ def tpr_at(summary, fpr):
 
 def test_every_attack_runs_on_every_target_and_says_what_it_rests_on(results):
     mia = results["mia"]
-    assert set(mia["populations"]) == {"original", "retrain"}
+    assert set(mia["populations"]) == {"original", "reference_retrain"}
     assert set(mia["methods"]) == {"identity", "retrain"}
     targets = [("populations", t, a) for t, a in mia["populations"].items()]
     targets += [("methods", t, a) for t, a in mia["methods"].items()]
     for group, target, attacks in targets:
-        expected = {"lira_offline", "rmia_offline"} | {f"threshold_{s}" for s in
+        expected = {"lira_offline", "lira_offline_two_sided", "rmia_offline"} | {f"threshold_{s}" for s in
                                                        ("loss", "confidence", "logit_scaled_confidence",
                                                         "entropy", "modified_entropy")}
         expected |= {f"svc_{f}" for f in ("confidence", "correctness", "entropy", "modified_entropy",
@@ -52,9 +52,17 @@ def test_every_attack_runs_on_every_target_and_says_what_it_rests_on(results):
             assert all(t["negatives"] == summary["n_nonmembers"] for t in summary["tpr_at_fpr"])
             if not name.startswith("threshold"):
                 assert summary["n_shadow_models"] == 16
+            # the independent units behind the interval and the bound
+            examples = summary["units"]["examples"]
+            assert summary["units"]["models"]["members"] == 3
+            assert summary["epsilon_lower_bound"]["n_members"] < examples["members"] < summary["n_members"]
+            assert "two-way" in summary["auc"]["bootstrap"]
     assert mia["recipe"]["n_shadow_models"] == 16
+    # every scored point, member or not, is fitted on as many reference models
+    assert mia["references_per_example"] == {"forget": 8, "test": 8}
+    assert mia["methods"]["identity"]["ulira"]["references_per_example"] == {"unlearned": 8, "never_trained": 8}
     probes = [p for p in results["probes"] if p["id"].startswith("mia.")]
-    assert {p["method"] for p in probes} == {"population:original", "population:retrain", "identity", "retrain"}
+    assert {p["method"] for p in probes} == {"population:original", "population:reference_retrain", "identity", "retrain"}
     json.dumps(results, allow_nan=False)
 
 
@@ -105,3 +113,12 @@ def test_the_report_draws_each_targets_roc_and_histogram_as_inline_svg(results):
     assert "http://" not in html and "https://" not in html and "<script" not in html
     ulira = results["mia"]["methods"]["identity"]["ulira"]["roc"]["log"]
     assert len(ulira["fpr"]) > 10  # the curve drawn is the stored one, point by point
+
+
+def test_ulira_interval_is_at_least_as_wide_as_resampling_examples_alone(results):
+    for label in ("identity", "retrain"):
+        entry = results["mia"]["methods"][label]["ulira"]["auc"]
+        low, high = entry["ci95"]
+        examples = entry["ci95_by_unit"]["examples"]["ci95"]
+        assert high - low >= 0.95 * (examples[1] - examples[0])
+        assert entry["se"] >= entry["ci95_by_unit"]["examples"]["se"] * 0.95

@@ -35,7 +35,7 @@ def retrained_models(tmp_path):
     observations = StoredObservations(Store(spec.audit.store), plan, data)
     keys = plan.retrains + plan.unlearned["retrain"]
     phi = observations.signal(keys, logit_scaled_confidence)[0][:, data.forget]
-    metrics = {name: np.array(results["populations"]["retrain"][name]["per_seed"]
+    metrics = {name: np.array(results["populations"]["reference_retrain"][name]["per_seed"]
                               + results["metrics"]["retrain"][name]["per_seed"]) for name in METRICS}
     return spec, phi, metrics
 
