@@ -88,7 +88,8 @@ def method_equivalence(unlearned_phi: np.ndarray, retrained_phi: np.ndarray, unl
         "per_example": {
             "alpha": settings.alpha,
             "ks": {"fraction_different": float(ks_rejected.mean()), "median_statistic": float(np.median(ks)),
-                   "alpha": settings.alpha, "min_p_value": float(stats.ks_per_example(np.zeros(n), np.ones(n))[1][0])},
+                   "alpha": settings.alpha, "min_p_value": float(stats.ks_per_example(np.zeros(n), np.ones(n))[1][0]),
+                   "n_models": n, "n_examples": int(u.shape[1]), "power_guard": "ks_fraction"},
             "permutation": {"fraction_different": float(perm_rejected.mean()),
                             "median_abs_effect": float(np.median(np.abs(stats.cohens_d_per_example(u, r)))),
                             "resamples": settings.permutations, "alpha": settings.alpha,

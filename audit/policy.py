@@ -26,6 +26,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+from audit import power
 from audit.errors import SalunInputError
 
 PASS, FAIL, INCONCLUSIVE = "PASS", "FAIL", "INCONCLUSIVE"
@@ -47,7 +48,8 @@ SUBJECT_RULES = (  # checkpoints audited one by one: only what a single unlearne
 )
 RELEARN_RULE = "relearn.recovery <= 0.05"      # added to the default when [relearn] runs "retain"
 BACKDOOR_RULE = 'backdoor.verdict == "deleted"'  # added to the default when [backdoor] plants a trigger
-CONTROLS = {"identity": FAIL, "retrain": PASS}  # method -> the verdict a sound policy gives it
+# method -> the verdict a sound policy gives it
+CONTROLS = {"identity": FAIL, "retrain": PASS, "partial_retrain": FAIL}
 OPS = {"<=": operator.le, "<": operator.lt, ">=": operator.ge, ">": operator.gt,
        "==": operator.eq, "!=": operator.ne}
 UPPER_BOUNDS, LOWER_BOUNDS = ("<=", "<"), (">=", ">")
@@ -159,7 +161,7 @@ def _judge(rule: Rule, node: Any, parent: dict[str, Any], key: str) -> tuple[str
             return PASS, value, interval, f"{text} satisfies {rule.op} {_fmt(rule.threshold)} throughout"
         if not rule.holds(best):
             return FAIL, value, interval, f"{text} lies beyond {_fmt(rule.threshold)}"
-        return INCONCLUSIVE, value, interval, f"{text} contains {_fmt(rule.threshold)}: more models would decide"
+        return INCONCLUSIVE, value, interval, f"{text} contains {_fmt(rule.threshold)}: {_what_decides(node, parent, value, rule)}"
     if not holds and rule.op in UPPER_BOUNDS:
         floor = parent.get("null", {}).get(key)
         if floor is not None and rule.threshold < floor:
@@ -175,8 +177,31 @@ def _judge(rule: Rule, node: Any, parent: dict[str, Any], key: str) -> tuple[str
         return INCONCLUSIVE, value, None, (
             f"{shown}; with these models the test's smallest p-value is {_fmt(parent['min_p_value'])} "
             f"> α = {_fmt(parent.get('alpha', 0.05))}, so it cannot flag any example; add models")
+    if holds and rule.op in UPPER_BOUNDS and parent.get("power_guard") == "ks_fraction":
+        guard = power.ks_rule_guard(parent["n_models"], parent["n_examples"], float(rule.threshold), parent["alpha"])
+        if guard["power"] < power.POWER:
+            needed = (f"about {guard['models_needed']} models per side would reach {power.POWER:.0%}"
+                      if guard["models_needed"] else f"not even {power.MAX_MODELS} models per side would")
+            return INCONCLUSIVE, value, None, (
+                f"{shown}, but with {parent['n_models']} models per side this rule fails {guard['effect']} "
+                f"in only {guard['power']:.0%} of cases; {needed}")
     return (PASS if holds else FAIL), value, None, f"{shown} {'satisfies' if holds else 'fails'} " \
         f"{rule.op} {_fmt(rule.threshold)}"
+
+
+def _what_decides(node: Any, parent: dict[str, Any], value: float, rule: Rule) -> str:
+    """For an interval across the threshold: the models that would decide it, when the
+    interval says which units its width comes from."""
+    by_unit = node.get("ci95_by_unit") if isinstance(node, dict) else None
+    models = parent.get("units", {}).get("models", {}).get("members") if isinstance(parent, dict) else None
+    if not by_unit or not models:
+        return "more models would decide"
+    needed = power.models_to_decide(value, float(rule.threshold), by_unit["models"]["se"],
+                                    by_unit["examples"]["se"], int(models))
+    if needed is None:
+        return ("more models alone would not decide it: the spread across forget examples already reaches the "
+                "threshold, so a larger forget set would")
+    return f"about {needed} models per population would decide it, if the estimate stays"
 
 
 def evaluate_rule(rule: Rule, namespace: dict[str, Any]) -> dict[str, Any]:
@@ -203,6 +228,9 @@ def _control_problem(method: str, verdict: str) -> str | None:
         return None
     if method == "identity":
         return f"the policy does not fail the identity control (a no-op got {verdict}), so a PASS would mean nothing"
+    if method == "partial_retrain":
+        return (f"the policy does not fail a retrain that kept part of the forget set (it got {verdict}), "
+                "so with these models it cannot catch incomplete forgetting; add models")
     if verdict == FAIL:
         return "the policy fails an independent retrain, so it is stricter than retraining itself"
     return "the policy cannot pass an independent retrain with these models; add models or relax the rules"
@@ -223,13 +251,17 @@ def overall_verdict(methods: dict[str, dict[str, Any]]) -> tuple[str, str]:
             return INCONCLUSIVE, f"{', '.join(failed)} fail, but {problems['retrain']}"
         return FAIL, f"{', '.join(failed)} fail the policy"
     if undecided:
-        return INCONCLUSIVE, f"{', '.join(undecided)}: at least one rule cannot decide with these models"
+        first = audited[undecided[0]]
+        more = f" ({len(undecided) - 1} more method(s) undecided)" if len(undecided) > 1 else ""
+        if "undecided_rule" not in first:
+            return INCONCLUSIVE, f"{', '.join(undecided)}: at least one rule cannot decide with these models"
+        return INCONCLUSIVE, f"{undecided[0]}: `{first['undecided_rule']}` cannot decide: {first['undecided_reason']}{more}"
     if problems:
         return INCONCLUSIVE, "; ".join(problems.values())
     if not audited:
         return (PASS, "controls only: the policy fails the identity control and passes the retrain control") \
             if methods else (INCONCLUSIVE, "no method was audited")
-    missing = [c for c in CONTROLS if not any(m["control"] == c for m in methods.values())]
+    missing = [c for c in ("identity", "retrain") if not any(m["control"] == c for m in methods.values())]
     note = f" (no {' or '.join(missing)} control in the audit to check the policy itself)" if missing else ""
     return PASS, f"{', '.join(audited)} pass every rule{note}"
 
@@ -245,9 +277,13 @@ def apply_policy(rules: tuple[str, ...], namespaces: dict[str, dict[str, Any]], 
         rows += [{"method": label, **evaluate_rule(rule, namespace)} for rule in parsed]
     per_method = {}
     for label, method in methods.items():
-        verdict = combine([row["verdict"] for row in rows if row["method"] == label])
+        own = [row for row in rows if row["method"] == label]
+        verdict = combine([row["verdict"] for row in own])
         control = method if method in CONTROLS else None
         per_method[label] = {"verdict": verdict, "control": control,
                              "expected": CONTROLS.get(method), "control_problem": _control_problem(method, verdict)}
+        undecided = next((row for row in own if row["verdict"] == INCONCLUSIVE), None)
+        if verdict == INCONCLUSIVE and undecided is not None:
+            per_method[label] |= {"undecided_rule": undecided["rule"], "undecided_reason": undecided["reason"]}
     overall, reason = overall_verdict(per_method)
     return {"verdicts": rows, "methods": per_method, "verdict": overall, "verdict_reason": reason}

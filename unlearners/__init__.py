@@ -11,6 +11,7 @@ from unlearners import (  # noqa: F401
     l1_sparse,
     manif_smc,
     neggrad_plus,
+    partial_retrain,
     random_label,
     retrain,
     salun,

@@ -149,3 +149,42 @@ def test_the_default_policy_reads_every_attack_the_spec_runs():
     explicit = spec_from_dict(small_config(relearn={"run": ["retain"]}, policy={"rules": ["metrics.TA >= 0.9"]}))
     assert explicit.policy.rules == ("metrics.TA >= 0.9",)
     assert spec_from_dict(spec.to_dict()).policy.rules == spec.policy.rules  # the resolved spec keeps them
+
+
+def ks_namespace(n_models, fraction=0.0):
+    return {"equivalence": {"per_example": {"ks": {
+        "fraction_different": fraction, "median_statistic": 0.2, "alpha": 0.05, "min_p_value": 1e-5,
+        "n_models": n_models, "n_examples": 144, "power_guard": "ks_fraction"}}}}
+
+
+def test_a_ks_rule_without_power_cannot_pass_and_says_how_many_models_would_decide():
+    rule = "equivalence.per_example.ks.fraction_different <= 0.05"
+    few = judge(rule, ks_namespace(10))
+    assert few["verdict"] == INCONCLUSIVE
+    assert "shifted by one standard deviation" in few["reason"] and "models per side would reach 80%" in few["reason"]
+    needed = int(few["reason"].split("about ")[1].split(" models")[0])
+    assert 16 < needed <= 64
+    assert judge(rule, ks_namespace(needed + 8))["verdict"] == PASS
+    # a FAIL needs no power: many flagged examples are a finding at any N
+    assert judge(rule, ks_namespace(10, fraction=0.3))["verdict"] == FAIL
+
+
+def test_an_interval_across_the_threshold_says_which_units_would_decide_it():
+    def namespace(se_models, se_examples):
+        return {"mia": {"ulira": {"auc": {"value": 0.53, "ci95": [0.50, 0.56], "se": 0.015,
+                                          "ci95_by_unit": {"models": {"se": se_models}, "examples": {"se": se_examples}}},
+                                  "units": {"models": {"members": 10}}}}}
+    by_models = judge("mia.ulira.auc <= 0.55", namespace(0.014, 0.004))
+    assert by_models["verdict"] == INCONCLUSIVE and "models per population would decide it" in by_models["reason"]
+    by_examples = judge("mia.ulira.auc <= 0.55", namespace(0.004, 0.014))
+    assert "a larger forget set would" in by_examples["reason"]
+
+
+def test_a_partial_retrain_that_is_not_failed_makes_the_audit_inconclusive():
+    from audit.policy import _control_problem
+    partial = {"verdict": PASS, "control": "partial_retrain",
+               "control_problem": _control_problem("partial_retrain", PASS)}
+    verdict, reason = overall_verdict({**controls(FAIL, PASS), "partial": partial, "salun": method(PASS)})
+    assert verdict == INCONCLUSIVE and "cannot catch incomplete forgetting" in reason
+    partial = {"verdict": FAIL, "control": "partial_retrain", "control_problem": None}
+    assert overall_verdict({**controls(FAIL, PASS), "partial": partial, "salun": method(PASS)})[0] == PASS
