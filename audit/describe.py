@@ -30,10 +30,15 @@ def tests_run(spec: Any, scope: dict[str, Any], mia: dict[str, Any], equivalence
             "version": ", ".join(sorted({f"{a} {s['version']}" for m in mia["methods"].values() for a, s in m.items()
                                          if isinstance(s, dict) and "version" in s and not a.startswith("svc_")})),
             "assumptions": "shadow models trained with the audit's recipe on random halves of the pool stand for "
-                           "the unknown training runs; LiRA and U-LiRA model each example's score as Gaussian",
-            "n": f"{n} target models per method, {recipe.get('n_shadow_models', 0)} shadow models",
-            "resolution": f"AUC to about ±{_half_width(mia)} (bootstrap); TPR at 0.1 % FPR needs 1,000 or more "
-                          "non-members, and the report names how many stand behind each rate",
+                           "the unknown training runs; LiRA and U-LiRA model each example's score as Gaussian, "
+                           "every scored example fitted on as many reference models "
+                           f"({_references(mia)}); examples and models are the independent units: "
+                           "AUC intervals are a two-way bootstrap over both, and each ε lower bound counts one "
+                           "trial per example (one model drawn per example), not one per model and example",
+            "n": f"{n} target models per method, {recipe.get('n_shadow_models', 0)} shadow models, "
+                 f"{mia.get('n_forget')} forget and {mia.get('n_test')} test examples",
+            "resolution": f"AUC to about ±{_half_width(mia)} (two-way bootstrap); TPR at 0.1 % FPR needs 1,000 or "
+                          "more non-members, and the report names how many stand behind each rate",
             "alpha": spec.attacks.alpha,
         })
     single = [e["per_example"]["consistency"] for e in equivalence.values() if "consistency" in e["per_example"]]
@@ -58,7 +63,7 @@ def tests_run(spec: Any, scope: dict[str, Any], mia: dict[str, Any], equivalence
             "assumptions": "φ is the logit-scaled confidence on each forget example; ε is a point estimate with no "
                            "interval; the competition's rule family, δ = 1e-5, capped at 50",
             "n": f"{_range([e['n_models'] for e in entries], '{}')} models per side",
-            "resolution": f"up to ln N = {_range(resolutions)}; populations drawn alike already give a median of "
+            "resolution": f"up to ln(N − 1) = {_range(resolutions)}; populations drawn alike already give a median of "
                           f"{_range([e['neurips2023']['null']['eps_median'] for e in entries])}",
             "alpha": None,
         }, {
@@ -97,6 +102,12 @@ def _detectable_margins(entries: list[dict[str, Any]]) -> str:
     return _range(margins) if margins else "none (too few models)"
 
 
+def _references(mia: dict[str, Any]) -> str:
+    counts = mia.get("references_per_example")
+    return (f"{counts['forget']} OUT shadows for every forget and every test point" if counts
+            else "no shadow models")
+
+
 def _half_width(mia: dict[str, Any]) -> str:
     widths = [(s["auc"]["ci95"][1] - s["auc"]["ci95"][0]) / 2 for m in mia["methods"].values() for s in m.values()
               if isinstance(s, dict) and isinstance(s.get("auc"), dict) and s["auc"].get("ci95")]
@@ -119,8 +130,9 @@ def limitations(spec: Any, mia: dict[str, Any], equivalence: dict[str, Any], row
                    "checkpoints' original trained that way, on the same pool.")
     if populations:
         e = populations[0]
-        out.append(f"With {e['n_models']} models per side, ε is resolvable only up to about ln N = {e['resolution']:.2f}; "
-                   f"a leak larger than that shows as the cap, and a bound below "
+        out.append(f"With {e['n_models']} models per side, the competition's ε is resolvable only up to "
+                   f"ln(N − 1) = {e['resolution']:.2f}; a leak larger than that shows as 50, the metric's cap, and "
+                   f"a value below "
                    f"{e['neurips2023']['null']['eps_median']:.2f} cannot be told from chance.")
     elif spec.subject is None:
         out.append("No retrain-equivalence test ran: each side needs at least 2 usable models.")

@@ -84,7 +84,8 @@ def method_equivalence(unlearned_phi: np.ndarray, retrained_phi: np.ndarray, unl
             "final_score": score * mean["RA"] * mean["TA"],
             "null": {"eps_median": float(np.median(null)), "eps_q90": float(np.quantile(null, 0.9))},
         },
-        "high_confidence": _numbers({k: v for k, v in high.items() if k not in ("eps", "threshold", "direction")}),
+        "high_confidence": _numbers({**{k: v for k, v in high.items() if k not in ("eps", "threshold", "direction")},
+                                     "fraction_positive": float(np.mean(high["eps"] > 0))}),
         "per_example": {
             "alpha": settings.alpha,
             "ks": {"fraction_different": float(ks_rejected.mean()), "median_statistic": float(np.median(ks)),

@@ -17,7 +17,8 @@ from audit.policy import DEFAULT_RULES, parse_rule
 from audit.registry import DATASETS, MODELS
 
 REPORT_FORMATS = ("html", "pdf", "junit")  # written by every audit unless audit.reports says otherwise
-MIA_FEATURES = ("confidence", "correctness", "entropy", "modified_entropy", "probabilities")
+MIA_FEATURES = ("confidence", "correctness", "entropy", "modified_entropy", "modified_entropy_salun_code",
+                "probabilities")
 
 
 class Section(BaseModel):

@@ -86,14 +86,14 @@ def histogram_figure(histogram: dict[str, list], title: str) -> Markup:
 
 
 def epsilon_figure(eps: list[float], floor: float, resolution: float, title: str) -> Markup:
-    """The per-example ε over the forget set, with the floor of populations drawn alike and ln N."""
+    """The per-example ε over the forget set, with the floor of populations drawn alike and ln(N − 1)."""
     with matplotlib.rc_context(STYLE):
         fig, ax = _axes(title)
         top = max(resolution, floor) + 1.0
-        finite = [min(e, top - 1e-9) for e in eps]  # the cap (50) and anything past ln N + 1 fall in the last bin
+        finite = [min(e, top - 1e-9) for e in eps]  # the cap (50) and anything past ln(N − 1) + 1 fall in the last bin
         ax.hist(finite, bins=30, range=(0, top), color="#555", alpha=0.8)
         ax.axvline(floor, color=NONMEMBERS, linestyle="--", linewidth=1, label=f"alike populations {floor:.2f}")
-        ax.axvline(resolution, color=MEMBERS, linestyle=":", linewidth=1, label=f"ln N = {resolution:.2f}")
+        ax.axvline(resolution, color=MEMBERS, linestyle=":", linewidth=1, label=f"ln(N − 1) = {resolution:.2f}")
         ax.set(xlabel="per-example ε (last bin: at or above)", ylabel="forget examples")
         ax.legend(fontsize=7)
         return _svg(fig, title, eps, floor, resolution)

@@ -12,6 +12,7 @@ online LiRA is defined. Everything reads stored observations.
 
 from __future__ import annotations
 
+import copy
 from typing import Any
 
 import numpy as np
@@ -32,6 +33,7 @@ from audit.store import Store
 
 SVC_VERSION = "1"
 VULNERABLE = 10  # forget examples listed as the most exposed, per target and attack
+_RECIPES: dict[tuple, dict[str, Any]] = {}  # the shadows' own game, reused while the shadows are the same
 
 
 def _summary(spec: Spec, positives: np.ndarray, negatives: np.ndarray, *seed: object,
@@ -108,7 +110,11 @@ def mia_results(spec: Spec, data: AuditData, plan: Plan, store: Store) -> dict[s
         phi_pool, phi_test = obs.signal(shadow_keys, logit_scaled_confidence)
         p_pool, p_test = obs.signal(shadow_keys, confidence)
         loss_scores, _ = obs.signal(shadow_keys, lambda z, y: threshold.threshold_scores("loss", z, y))
-        out["recipe"] = _recipe_game(spec, phi_pool, p_pool, loss_scores, membership)
+        recipe_key = (spec.digest(), tuple(shadow_keys))  # the same shadows give the same game
+        if recipe_key not in _RECIPES:
+            _RECIPES.clear()
+            _RECIPES[recipe_key] = _recipe_game(spec, phi_pool, p_pool, loss_scores, membership)
+        out["recipe"] = copy.deepcopy(_RECIPES[recipe_key])
         a = attacks.rmia.a if attacks.rmia.a is not None else out["recipe"]["rmia_a"]
         # every shadow is OUT for a test point; each keeps half of them, as many as a forget point has
         out_f = ~membership[:, forget]
@@ -148,7 +154,37 @@ def mia_results(spec: Spec, data: AuditData, plan: Plan, store: Store) -> dict[s
             if entry is not None:
                 results["ulira"] = entry
         out[group][target] = results
+    _svc_signal(out)
     return out
+
+
+def _svc_signal(out: dict[str, Any]) -> None:
+    """Mark each SVC feature with whether it tells the originals (forget set trained on) from the
+    reference retrains (never trained on) at all: a feature whose MIA-Efficacy is the same on
+    both carries no membership signal here, and its numbers for a method are no finding."""
+    populations = out["populations"]
+    if "original" not in populations or "reference_retrain" not in populations:
+        return
+    for feature in FEATURES:
+        name = f"svc_{feature}"
+        if name not in populations["original"] or name not in populations["reference_retrain"]:
+            continue
+        o, r = (populations[p][name]["mia_efficacy"] for p in ("original", "reference_retrain"))
+        if o["std"] is None or r["std"] is None:
+            continue
+        se = float(np.sqrt(o["std"] ** 2 / o["n"] + r["std"] ** 2 / r["n"]))
+        gap = abs(o["mean"] - r["mean"])
+        separates = gap > 2 * se if se > 0 else gap > 0
+        signal = {"original": o["mean"], "reference_retrain": r["mean"], "standard_error": se,
+                  "separates": bool(separates),
+                  "why": (f"MIA-Efficacy {o['mean']:.3f} on the originals against {r['mean']:.3f} on the reference "
+                          f"retrains (difference {gap:.3f}, standard error {se:.3f})"
+                          + ("" if separates else ": the feature does not tell trained from untrained here, so "
+                             "its values for a method are no finding"))}
+        for group in ("populations", "methods"):
+            for attacks in out[group].values():
+                if name in attacks:
+                    attacks[name]["signal"] = signal
 
 
 def _svc_entries(obs: StoredObservations, keys: list[str], data: AuditData) -> dict[str, Any]:

@@ -52,6 +52,20 @@ def modified_entropy(logits: np.ndarray, labels: np.ndarray) -> np.ndarray:
     return terms.sum(axis=1)
 
 
+def modified_entropy_salun_code(logits: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    """Modified entropy as SalUn's public MIA code computes it (kept to reproduce its numbers):
+    log p where Song & Mittal have log(1 - p), and (1 - p) put in place of p for every class
+    that occurs among `labels`, in every row (whole-column indexing), so each point's value
+    depends on the labels of the set it is computed with. Probabilities of 0 read as 1e-30."""
+    p = probabilities(logits)
+    with np.errstate(divide="ignore"):
+        log_p = np.where(p > 0, np.log(np.where(p > 0, p, 1.0)), np.log(1e-30))
+    weights = p.copy()
+    present = np.unique(labels)
+    weights[:, present] = 1.0 - p[:, present]
+    return -(weights * log_p).sum(axis=1)
+
+
 def logit_scaled_confidence(logits: np.ndarray, labels: np.ndarray) -> np.ndarray:
     """phi = log p_y - log sum_{c != y} p_c, computed as z_y - logsumexp_{c != y} z_c."""
     z = np.asarray(logits, dtype=np.float64)
@@ -66,6 +80,7 @@ FEATURES = {
     "correctness": correctness,
     "entropy": entropy,
     "modified_entropy": modified_entropy,
+    "modified_entropy_salun_code": modified_entropy_salun_code,
     "probabilities": probabilities,
 }
 

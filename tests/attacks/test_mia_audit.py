@@ -47,6 +47,7 @@ def test_every_attack_runs_on_every_target_and_says_what_it_rests_on(results):
             assert summary["n_target_models"] == 3
             if name.startswith("svc"):
                 assert summary["mia_efficacy"]["n"] == 3
+                assert isinstance(summary["signal"]["separates"], bool) and summary["signal"]["why"]
                 continue
             assert summary["n_members"] > 0 and summary["n_nonmembers"] > 0
             assert all(t["negatives"] == summary["n_nonmembers"] for t in summary["tpr_at_fpr"])

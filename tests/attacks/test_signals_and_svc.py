@@ -44,3 +44,20 @@ def test_svc_attack_predicts_members_by_their_confidence(target_mean, expected):
     nonmembers = np.clip(RNG.normal(0.5, 0.05, 200), 0, 1)
     targets = np.clip(RNG.normal(target_mean, 0.005, 100), 0, 1)
     assert abs(svc_mia_efficacy(members[:, None], nonmembers[:, None], targets[:, None]) - expected) < 0.05
+
+
+def test_salun_codes_modified_entropy_is_its_own_formula_not_song_and_mittals():
+    rng = np.random.default_rng(0)
+    logits = rng.normal(size=(6, 4)) * 3
+    labels = np.array([0, 1, 2, 3, 0, 1])
+    p = np.exp(logits) / np.exp(logits).sum(axis=1, keepdims=True)
+    # every class occurs among the labels: (1 - p) weighs log p in every column
+    expected = -((1 - p) * np.log(p)).sum(axis=1)
+    np.testing.assert_allclose(signals.modified_entropy_salun_code(logits, labels), expected, rtol=1e-12)
+    assert not np.allclose(expected, signals.modified_entropy(logits, labels))
+    # whole-column indexing: only the columns of labels present in the set are swapped, in every row
+    only_zero = np.zeros(6, dtype=int)
+    weights = p.copy()
+    weights[:, 0] = 1 - p[:, 0]
+    np.testing.assert_allclose(signals.modified_entropy_salun_code(logits, only_zero),
+                               -(weights * np.log(p)).sum(axis=1), rtol=1e-12)
