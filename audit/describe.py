@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from audit import power
 from audit.spec_sections import ATTACK_NAMES
 
 
@@ -80,7 +81,8 @@ def tests_run(spec: Any, scope: dict[str, Any], mia: dict[str, Any], equivalence
             "assumptions": "models are independent draws; Benjamini-Hochberg assumes independent or positively "
                            "dependent p-values across forget examples",
             "n": f"{entries[0]['n_examples']} forget examples",
-            "resolution": f"smallest KS p-value {_range([e['per_example']['ks']['min_p_value'] for e in entries])}",
+            "resolution": f"smallest KS p-value {_range([e['per_example']['ks']['min_p_value'] for e in entries])}"
+                          + _ks_rule_power(spec, entries[0]),
             "alpha": spec.equivalence.alpha,
         }, {
             "name": "TOST equivalence of UA, RA, TA and MIA-Efficacy (Welch and bootstrap)",
@@ -93,6 +95,22 @@ def tests_run(spec: Any, scope: dict[str, Any], mia: dict[str, Any], equivalence
             "alpha": spec.equivalence.alpha,
         }]
     return tests
+
+
+def _ks_rule_power(spec: Any, entry: dict[str, Any]) -> str:
+    """What the policy's KS rule can resolve at this N, if the policy has one."""
+    from audit.policy import parse_rule  # the rule's own threshold is its tolerated share
+
+    ks = entry["per_example"]["ks"]
+    for text in spec.policy.rules:
+        rule = parse_rule(text)
+        if rule.path[-3:] == ("per_example", "ks", "fraction_different") and rule.op in ("<=", "<"):
+            guard = power.ks_rule_guard(ks["n_models"], ks["n_examples"], float(rule.threshold), ks["alpha"])
+            needed = (f"about {guard['models_needed']} models per side reach {power.POWER:.0%}"
+                      if guard["models_needed"] else f"not even {power.MAX_MODELS} models per side reach {power.POWER:.0%}")
+            return (f"; the rule `{rule.text}` fails {guard['effect']} with power {guard['power']:.0%} at "
+                    f"{ks['n_models']} models per side ({needed}), and cannot PASS below {power.POWER:.0%}")
+    return ""
 
 
 def _detectable_margins(entries: list[dict[str, Any]]) -> str:

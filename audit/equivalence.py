@@ -58,7 +58,8 @@ def metric_tost(unlearned_metrics: dict[str, Any], retrained_metrics: dict[str, 
 
 
 def method_equivalence(unlearned_phi: np.ndarray, retrained_phi: np.ndarray, unlearned_metrics: dict[str, Any],
-                       retrained_metrics: dict[str, Any], spec: Any, *seed: object) -> dict[str, Any]:
+                       retrained_metrics: dict[str, Any], spec: Any, *seed: object,
+                       forget_indices: np.ndarray | None = None) -> dict[str, Any]:
     """Every retrain-equivalence test of one method: φ on the forget set, (models, examples) per
     side, and the per-seed metric summaries of results.json's `metrics` and `populations`."""
     settings = spec.equivalence
@@ -79,7 +80,9 @@ def method_equivalence(unlearned_phi: np.ndarray, retrained_phi: np.ndarray, unl
     return {
         "n_models": n, "n_examples": int(u.shape[1]), "resolution": resolution(n),
         "neurips2023": {
-            "version": NEURIPS2023_VERSION, "eps": eps.tolist(), "eps_median": float(np.median(eps)),
+            "version": NEURIPS2023_VERSION, "eps": eps.tolist(),
+            "forget_indices": None if forget_indices is None else [int(i) for i in forget_indices],
+            "eps_median": float(np.median(eps)),
             "eps_q90": float(np.quantile(eps, 0.9)), "forget_score": score,
             "final_score": score * mean["RA"] * mean["TA"],
             "null": {"eps_median": float(np.median(null)), "eps_q90": float(np.quantile(null, 0.9))},

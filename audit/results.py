@@ -179,7 +179,8 @@ def equivalence_results(spec: Spec, data: AuditData, plan: Plan, store: Store, m
                           "per_example": {"consistency": consistency_test(
                               unlearned_phi[0], retrained_phi, spec.equivalence.alpha, data.pool_index[data.forget])}}
             continue
-        out[label] = method_equivalence(unlearned_phi, retrained_phi, metrics[label], retrained, spec, label)
+        out[label] = method_equivalence(unlearned_phi, retrained_phi, metrics[label], retrained, spec, label,
+                                        forget_indices=data.pool_index[data.forget])
     return out
 
 

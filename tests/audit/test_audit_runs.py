@@ -130,9 +130,28 @@ def test_the_default_example_shows_what_unlearning_should_and_should_not_look_li
     assert identity_gap["mean"] > 2 * retrain_gap["mean"]
     assert {p.name for p in out.iterdir()} >= {"results.json", "report.html", "report.pdf", "junit.xml"}
     controls = results["method_verdicts"]
-    assert controls["identity"]["verdict"] == "FAIL" and controls["retrain"]["verdict"] == "PASS"
-    assert controls["identity"]["control_problem"] is None and controls["retrain"]["control_problem"] is None
+    assert controls["identity"]["verdict"] == "FAIL" and controls["identity"]["control_problem"] is None
+    # 10 models per side cannot give the per-example rule the power to pass anything: the retrain
+    # control is INCONCLUSIVE, and says how many models would decide it
+    assert controls["retrain"]["verdict"] == "INCONCLUSIVE"
+    assert "models per side would reach 80%" in controls["retrain"]["undecided_reason"]
     assert results["verdict"] == "FAIL" and "salun" in results["verdict_reason"]
+    for attack, summary in results["mia"]["methods"]["retrain"].items():  # a clean null
+        if "epsilon_lower_bound" in summary:
+            assert summary["epsilon_lower_bound"]["value"] == 0.0, attack
+
+
+@pytest.mark.slow
+def test_with_enough_models_the_policy_passes_the_retrain_control_and_fails_identity(tmp_path):
+    config = default_spec().to_dict()
+    config["audit"].update(seeds=40, store=str(tmp_path / "store"), reports=[])
+    config["unlearners"] = {"identity": {"method": "identity"}, "retrain": {"method": "retrain"}}
+    results = run_audit(spec_from_dict(config, base_dir=tmp_path), tmp_path / "out", show_progress=False)
+    controls = results["method_verdicts"]
+    assert controls["identity"]["verdict"] == "FAIL"
+    assert controls["retrain"]["verdict"] == "PASS", [r["reason"] for r in results["verdicts"]
+                                                     if r["method"] == "retrain" and r["verdict"] != "PASS"]
+    assert results["verdict"] == "PASS"
 
 
 @pytest.mark.slow
