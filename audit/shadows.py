@@ -18,10 +18,20 @@ from audit.data import AuditData
 from audit.seeds import numpy_generator
 
 
+def keep_per_column(mask: np.ndarray, count: int, rng: np.random.Generator) -> np.ndarray:
+    """`mask` with exactly `count` True entries kept per column, chosen at random (each column
+    needs at least `count`): references matched in number for every example."""
+    mask = np.asarray(mask, dtype=bool)
+    if np.any(mask.sum(axis=0) < count):
+        raise ValueError(f"every column needs at least {count} entries to keep")
+    # the rank of a uniform draw within its column is a uniform random permutation of its entries
+    ranks = np.argsort(np.argsort(np.where(mask, rng.random(mask.shape), np.inf), axis=0), axis=0)
+    return mask & (ranks < count)
+
+
 def _halves(rng: np.random.Generator, shadows: int, size: int) -> np.ndarray:
     """(shadows, size) booleans, exactly shadows // 2 True per column, each column its own draw."""
-    # the rank of a uniform draw within its column is a uniform random permutation of the shadows
-    halves = np.argsort(np.argsort(rng.random((shadows, size)), axis=0), axis=0) < shadows // 2
+    halves = keep_per_column(np.ones((shadows, size), dtype=bool), shadows // 2, rng)
     halves.setflags(write=False)
     return halves
 

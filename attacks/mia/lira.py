@@ -25,6 +25,7 @@ from collections.abc import Callable
 import numpy as np
 
 from audit.registry import ATTACKS
+from audit.shadows import keep_per_column
 
 VERSION = "2"
 
@@ -106,6 +107,14 @@ def online_scores(target_phi: np.ndarray, phi: np.ndarray, in_mask: np.ndarray,
     return log_likelihood_ratio(np.asarray(target_phi, dtype=np.float64), mu_in, sigma_in, mu_out, sigma_out)
 
 
+def _out_z(target_phi: np.ndarray, phi: np.ndarray, in_mask: np.ndarray, scale: str,
+           out_mask: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+    """(z of the targets against the OUT Gaussian, its sigma); OUT = `out_mask`, or every model not IN."""
+    out = ~np.asarray(in_mask, dtype=bool) if out_mask is None else np.asarray(out_mask, dtype=bool)
+    mu_out, sigma_out = fit_gaussians(phi, out, scale)
+    return (np.asarray(target_phi, dtype=np.float64) - mu_out) / sigma_out, sigma_out
+
+
 def offline_scores(target_phi: np.ndarray, phi: np.ndarray, in_mask: np.ndarray,
                    scale: str = "per_example", out_mask: np.ndarray | None = None) -> np.ndarray:
     """Offline LiRA, the paper's one-sided test against the OUT Gaussian only.
@@ -116,9 +125,7 @@ def offline_scores(target_phi: np.ndarray, phi: np.ndarray, in_mask: np.ndarray,
     IN models (in_mask True) are not used; `out_mask` names the OUT models to fit (default:
     every model not IN).
     """
-    out = ~np.asarray(in_mask, dtype=bool) if out_mask is None else np.asarray(out_mask, dtype=bool)
-    mu_out, sigma_out = fit_gaussians(phi, out, scale)
-    return (np.asarray(target_phi, dtype=np.float64) - mu_out) / sigma_out
+    return _out_z(target_phi, phi, in_mask, scale, out_mask)[0]
 
 
 def offline_two_sided_scores(target_phi: np.ndarray, phi: np.ndarray, in_mask: np.ndarray,
@@ -129,23 +136,11 @@ def offline_two_sided_scores(target_phi: np.ndarray, phi: np.ndarray, in_mask: n
     target this flags the forget points that were not forgotten and those forgotten too hard
     (pushed below what retraining gives), which the one-sided test ranks as least member-like.
     """
-    out = ~np.asarray(in_mask, dtype=bool) if out_mask is None else np.asarray(out_mask, dtype=bool)
-    mu_out, sigma_out = fit_gaussians(phi, out, scale)
-    z = (np.asarray(target_phi, dtype=np.float64) - mu_out) / sigma_out
+    z, sigma_out = _out_z(target_phi, phi, in_mask, scale, out_mask)
     return 0.5 * z**2 + np.log(sigma_out) + 0.5 * np.log(2 * np.pi)
 
 
 ScoreFn = Callable[[np.ndarray, np.ndarray, np.ndarray, np.ndarray], np.ndarray]
-
-
-def keep_per_column(mask: np.ndarray, count: int, rng: np.random.Generator) -> np.ndarray:
-    """`mask` with exactly `count` True entries kept per column, chosen at random (each column
-    needs at least `count`): references matched in number for every example."""
-    mask = np.asarray(mask, dtype=bool)
-    if np.any(mask.sum(axis=0) < count):
-        raise ValueError(f"every column needs at least {count} entries to keep")
-    ranks = np.argsort(np.argsort(np.where(mask, rng.random(mask.shape), np.inf), axis=0), axis=0)
-    return mask & (ranks < count)
 
 
 def shadow_game(phi: np.ndarray, in_mask: np.ndarray, score_fn: ScoreFn,

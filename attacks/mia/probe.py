@@ -26,7 +26,7 @@ from audit.metrics import mia_efficacy_of
 from audit.observe import StoredObservations
 from audit.plan import Plan
 from audit.seeds import numpy_generator
-from audit.shadows import references_of_test_points, shadow_forget_positions, shadow_membership
+from audit.shadows import keep_per_column, references_of_test_points, shadow_forget_positions, shadow_membership
 from audit.spec import Spec
 from audit.stats import summarize
 from audit.store import Store
@@ -220,7 +220,7 @@ def _recipe_game(spec: Spec, phi: np.ndarray, p: np.ndarray, loss_scores: np.nda
         # shadow 0 is the held-out reference model whose membership is known; its members and
         # non-members keep as many OUT references each (one fewer than half of the others)
         outside = ~membership[1:]
-        matched = lira.keep_per_column(outside, int(outside.sum(axis=0).min()), numpy_generator("mia", "rmia a"))
+        matched = keep_per_column(outside, int(outside.sum(axis=0).min()), numpy_generator("mia", "rmia a"))
         out["rmia_a"] = float(rmia.tune_a(p[0], membership[0], p[1:], ~matched,
                                           gamma=spec.attacks.rmia.gamma, trim=spec.attacks.rmia.trim))
     return out

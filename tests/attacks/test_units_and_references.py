@@ -7,6 +7,7 @@ from scipy.stats import norm
 from attacks.mia import lira
 from attacks.mia.roc import auc, auc_interval, epsilon_lower_bound
 from attacks.mia.units import Units, auc_intervals, one_cell_per_unit
+from audit.shadows import keep_per_column
 
 MODELS, FORGET, TEST, SHADOWS = 10, 144, 360, 16
 
@@ -125,7 +126,7 @@ def test_keep_per_column_keeps_exactly_that_many_of_the_mask():
     rng = np.random.default_rng(0)
     mask = rng.random((16, 50)) < 0.6
     mask[:9, :] = True
-    kept = lira.keep_per_column(mask, 9, rng)
+    kept = keep_per_column(mask, 9, rng)
     assert (kept.sum(axis=0) == 9).all() and not (kept & ~mask).any()
 
 
