@@ -7,3 +7,8 @@ class SalunInputError(Exception):
 
 class Diverged(Exception):
     """Training produced a non-finite loss or weights; the run records it instead of crashing."""
+
+
+class SalunEnvironmentError(SalunInputError):
+    """The machine cannot do what the audit needs (a read-only or full disk, a killed worker):
+    one line and exit code 2, like bad input; every finished job is kept and a rerun resumes."""

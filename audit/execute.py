@@ -10,21 +10,28 @@ Parallelism comes from running jobs side by side (`workers`).
 
 from __future__ import annotations
 
+import errno
 import multiprocessing
+import os
 import time
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
 
 import torch
 
 from audit.dispatch import run_job
+from audit.errors import SalunEnvironmentError
 from audit.plan import Job
 from audit.progress import Progress
 from audit.registry import allow_plugins
 from audit.spec import Spec
 from audit.store import Store
+from audit.worker_lifetime import bind_to_parent
 
 
 CPU_THREADS_PER_JOB = 1
+WRITE_ERRORS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EFBIG}
+RESUME_HINT = "every finished job is kept in the store and a rerun resumes"
 
 
 def _timed_job(job: Job, spec: Spec, store_root: str) -> tuple[float, str]:
@@ -35,7 +42,14 @@ def _timed_job(job: Job, spec: Spec, store_root: str) -> tuple[float, str]:
     try:
         store = Store(store_root)
         started = time.perf_counter()
-        run_job(job, spec, store)
+        try:
+            run_job(job, spec, store)
+        except OSError as error:
+            if error.errno not in WRITE_ERRORS:
+                raise
+            raise SalunEnvironmentError(
+                f"audit.store: cannot write {job.label} to {store_root}: {error.strerror}; "
+                f"free space or make it writable: {RESUME_HINT}") from None
         return time.perf_counter() - started, store.meta(job.key).get("status", "ok")
     finally:
         torch.set_num_threads(threads)
@@ -65,7 +79,9 @@ def _execute_parallel(pending: list[Job], spec: Spec, store: Store, workers: int
     waiting = list(pending)
     running: dict[Future, Job] = {}
     context = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
+    pool = ProcessPoolExecutor(max_workers=workers, mp_context=context, initializer=bind_to_parent,
+                               initargs=(os.getpid(),))
+    try:
         while waiting or running:
             ready = [job for job in waiting if all(store.has(key) for key in job.inputs)]
             for job in ready:
@@ -78,5 +94,25 @@ def _execute_parallel(pending: list[Job], spec: Spec, store: Store, workers: int
             finished, _ = wait(running, return_when=FIRST_COMPLETED)
             for future in finished:
                 job = running.pop(future)
-                seconds, status = future.result()
+                try:
+                    seconds, status = future.result()
+                except BrokenProcessPool:
+                    raise SalunEnvironmentError(
+                        f"a worker process died while running {job.label} (killed, or out of memory: "
+                        f"try fewer --workers); {RESUME_HINT}") from None
                 progress.finish(job.label, seconds, status)
+    except BaseException:
+        _stop_now(pool)
+        raise
+    pool.shutdown(wait=True)
+
+
+def _stop_now(pool: ProcessPoolExecutor) -> None:
+    """Kill the workers instead of waiting for the jobs they run (a Ctrl-C, or a failed job):
+    a job's artifact appears whole or not at all, so nothing finished is lost."""
+    workers = list((pool._processes or {}).values())  # the public API can only wait for them
+    pool.shutdown(wait=False, cancel_futures=True)
+    for process in workers:
+        process.kill()
+    for process in workers:
+        process.join(timeout=5)

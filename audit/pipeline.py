@@ -17,6 +17,7 @@ from audit.results import build_results, load_results, write_results
 from audit.spec import Spec
 from audit.store import Store
 from audit.training import resolve_device
+from audit.writable import require_writable, writing
 from reports.html import write_html
 from reports.junit import write_junit
 from reports.markdown import write_markdown
@@ -37,11 +38,14 @@ def run_audit(
     `audit.reports` under `out`; `command` is how it was invoked, for the manifest."""
     out = Path(out)
     allow_plugins(spec.audit.plugins)  # another spec may have been validated since this one
+    require_writable(out, "--out")
     resolved = resolve_device(device or spec.audit.device)
     data = prepare_data(spec)
     store = Store(spec.audit.store)
     generating = spec.task.kind == "generation"
     plan = (build_generation_plan if generating else build_plan)(spec, data, resolved)
+    if not all(store.has(job.key) for job in plan.jobs):
+        require_writable(store.scratch, "audit.store")
     log.info(
         "audit %s: %d jobs, %d seeds, methods %s, on %s (store %s)",
         spec.audit.name, len(plan.jobs), len(plan.seeds), ", ".join(spec.unlearners), resolved, store.root,
@@ -51,7 +55,9 @@ def run_audit(
         log.info("scoring membership inference: %s on %d targets, %d bootstrap resamples each",
                  ", ".join(spec.attacks.run), 2 + len(plan.unlearned), spec.attacks.bootstrap)
     build = build_generation_results if generating else build_results
-    write_results(build(spec, data, plan, store, resolved, command), out / "results.json")
+    results = build(spec, data, plan, store, resolved, command)
+    with writing("--out", out / "results.json", "every job is kept in the store: rerun to write the results"):
+        write_results(results, out / "results.json")
     results = load_results(out / "results.json")  # reports see exactly what the file holds
     written = [out / "results.json"] + write_reports(results, out, spec.audit.reports)
     log.info("wrote %s", ", ".join(str(path) for path in written))
@@ -68,7 +74,8 @@ def write_reports(results: dict[str, Any], out: Path, formats: tuple[str, ...],
     for name in sorted(formats, key=lambda f: f == "pdf"):
         writer, filename = writers[name]
         try:
-            written.append(writer(results, out / filename))
+            with writing("--out", out / filename, "results.json is kept: `salun report` writes the reports again"):
+                written.append(writer(results, out / filename))
         except PdfUnavailable as error:
             if pdf_required:
                 raise
