@@ -233,13 +233,27 @@ def epsilon_lower_bound(scores, is_member, rng, alpha: float = 0.05, delta: floa
     }
 
 
+def histogram_range(scores: np.ndarray, bins: int) -> tuple[float, float] | None:
+    """The span the `bins` cover: that of `scores`, or, when the scores are too close together to
+    split into `bins` distinct edges (a constant model), one unit around their centre (scaled for
+    large scores), as numpy does for equal values. None for no scores (numpy's default range)."""
+    if not len(scores):
+        return None
+    low, high = float(scores.min()), float(scores.max())
+    if np.all(np.diff(np.linspace(low, high, bins + 1)) > 0):
+        return low, high
+    centre = (low + high) / 2
+    half = 0.5 * max(1.0, abs(centre))
+    return centre - half, centre + half
+
+
 def histogram(scores, is_member, bins: int = 30) -> dict[str, list]:
     """Score counts of members and non-members on the same `bins` edges over the pooled finite
     range (non-finite scores are left out). {edges (bins + 1), members, nonmembers}."""
     scores = np.asarray(scores, dtype=np.float64).ravel()
     is_member = np.asarray(is_member).ravel().astype(bool)
     finite = np.isfinite(scores)
-    edges = np.histogram_bin_edges(scores[finite], bins=bins)
+    edges = np.histogram_bin_edges(scores[finite], bins=bins, range=histogram_range(scores[finite], bins))
     members, _ = np.histogram(scores[finite & is_member], bins=edges)
     nonmembers, _ = np.histogram(scores[finite & ~is_member], bins=edges)
     return {"edges": edges.tolist(), "members": members.tolist(), "nonmembers": nonmembers.tolist()}
