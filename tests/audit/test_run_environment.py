@@ -138,6 +138,31 @@ def test_a_read_only_output_folder_is_refused_before_any_training(tmp_path):
     assert _artifacts(tmp_path / "store") == 0
 
 
+def _fill(folder: Path) -> None:
+    with open(folder / "filler", "wb") as handle:
+        with contextlib.suppress(OSError):
+            while True:
+                handle.write(b"\0" * 65536)
+                handle.flush()
+
+
+@pytest.mark.parametrize("full", ["out", "store"])
+def test_a_full_disk_is_refused_before_any_training(tmp_path, full):
+    with _tmpfs(tmp_path / "full", "512k") as mount:
+        _fill(mount)
+        store = mount / "store" if full == "store" else tmp_path / "store"
+        if full == "store":  # the store's folders exist, as in a store that filled up earlier
+            (mount / "filler").unlink()
+            (store / "objects").mkdir(parents=True)
+            (store / "tmp").mkdir()
+            _fill(mount)
+        result = _audit(tmp_path, store, mount / "out" if full == "out" else tmp_path / "out")
+        assert _artifacts(store) == 0
+    assert result.returncode == 2
+    line = _one_error_line(result)
+    assert ("--out" if full == "out" else "audit.store") in line and "No space left on device" in line
+
+
 def test_an_output_path_that_names_a_file_is_refused_before_any_training(tmp_path):
     (tmp_path / "out").write_text("not a folder")
     result = _audit(tmp_path, tmp_path / "store", tmp_path / "out")
