@@ -10,13 +10,17 @@ from __future__ import annotations
 
 import inspect
 import math
-from typing import Any
+from typing import Annotated, Any
 
 import torch
+from pydantic import Field
 from torch import nn
 
 from audit.errors import SalunInputError
 from audit.registry import MODELS
+
+Width = Annotated[int, Field(ge=1, le=16_384)]  # units of a layer, or channels of its first convolution
+Layers = Annotated[tuple[Width, ...], Field(min_length=1, max_length=100)]
 
 
 class Classifier(nn.Module):
@@ -118,7 +122,7 @@ class ResNet18(Classifier):
 
 
 @MODELS.register("mlp")
-def mlp(input_shape: tuple[int, ...], num_classes: int, hidden: tuple[int, ...] = (128, 64)) -> Classifier:
+def mlp(input_shape: tuple[int, ...], num_classes: int, hidden: Layers = (128, 64)) -> Classifier:
     """Fully connected network on flattened inputs; features = last hidden layer."""
     if not hidden or any(size < 1 for size in hidden):
         raise SalunInputError(f"model.hidden: expected positive layer sizes, got {list(hidden)}")
@@ -126,7 +130,7 @@ def mlp(input_shape: tuple[int, ...], num_classes: int, hidden: tuple[int, ...] 
 
 
 @MODELS.register("cnn")
-def cnn(input_shape: tuple[int, ...], num_classes: int, width: int = 16) -> Classifier:
+def cnn(input_shape: tuple[int, ...], num_classes: int, width: Width = 16) -> Classifier:
     """Small convnet (3 conv layers, global average pool) for digits and MNIST-sized images."""
     if width < 1:
         raise SalunInputError(f"model.width: must be at least 1, got {width}")
@@ -134,7 +138,7 @@ def cnn(input_shape: tuple[int, ...], num_classes: int, width: int = 16) -> Clas
 
 
 @MODELS.register("resnet18")
-def resnet18(input_shape: tuple[int, ...], num_classes: int, width: int = 64) -> Classifier:
+def resnet18(input_shape: tuple[int, ...], num_classes: int, width: Width = 64) -> Classifier:
     """ResNet-18, CIFAR variant (3x3 stem, no max-pool); features = pooled last stage."""
     if width < 1:
         raise SalunInputError(f"model.width: must be at least 1, got {width}")

@@ -10,6 +10,7 @@ from torch.nn import functional as F
 
 from audit.data import Subset
 from audit.errors import SalunInputError
+from audit.params import Epochs, LearningRate
 from audit.registry import UNLEARNERS
 from unlearners.base import Tags, Task
 from unlearners.sgd import SGDUnlearner
@@ -62,8 +63,8 @@ class BoundaryExpanding(SGDUnlearner):
 
     tags: ClassVar[Tags] = Tags(needs_retain=False)
 
-    epochs: int = 5
-    lr: float = 0.0005
+    epochs: Epochs = 5
+    lr: LearningRate = 0.0005
 
     def unlearn(self, model: nn.Module, task: Task) -> nn.Module:
         head = output_layer(model)

@@ -1,13 +1,15 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import Annotated, ClassVar
 
+from pydantic import Field
 import torch
 from torch import nn
 from torch.nn import functional as F
 
 from audit.data import Subset
+from audit.params import Epochs, LearningRate
 from audit.registry import UNLEARNERS
 from unlearners.base import Tags, Task
 from unlearners.sgd import SGDUnlearner
@@ -47,9 +49,9 @@ class BoundaryShrink(SGDUnlearner):
 
     tags: ClassVar[Tags] = Tags(needs_retain=False)
 
-    epochs: int = 5
-    lr: float = 0.0005
-    bound: float = 0.1
+    epochs: Epochs = 5
+    lr: LearningRate = 0.0005
+    bound: Annotated[float, Field(gt=0, le=1)] = 0.1
 
     def neighbour_labels(self, model: nn.Module, task: Task) -> torch.Tensor:
         scale = task.input_std if task.input_std is not None else torch.ones(())

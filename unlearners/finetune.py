@@ -5,6 +5,7 @@ from dataclasses import dataclass
 from torch import nn
 from torch.nn import functional as F
 
+from audit.params import Epochs, LearningRate
 from audit.registry import UNLEARNERS
 from unlearners.base import Task
 from unlearners.sgd import SGDUnlearner
@@ -21,8 +22,8 @@ class FineTune(SGDUnlearner):
     CIFAR-10: 10 epochs, lr 0.01 (SalUn paper).
     """
 
-    epochs: int = 20
-    lr: float = 0.2
+    epochs: Epochs = 20
+    lr: LearningRate = 0.2
 
     def unlearn(self, model: nn.Module, task: Task) -> nn.Module:
         return self.train(model, task, (task.retain, F.cross_entropy))

@@ -14,6 +14,7 @@ import torch
 from torch import nn
 
 from audit.ddpm import train_denoiser
+from audit.params import BatchSize, LearningRate, Probability, Steps, Weight
 from audit.registry import GENERATION_UNLEARNERS
 from unlearners.base import Tags, Task, Unlearner
 from unlearners.generation_losses import fixed_pattern
@@ -54,9 +55,9 @@ class GenerationFineTune(Unlearner):
     """The plain denoising loss on retain data only."""
 
     tags = GENERATION
-    iterations: int = 1000
-    lr: float = 1e-4
-    batch_size: int = 64
+    iterations: Steps = 1000
+    lr: LearningRate = 1e-4
+    batch_size: BatchSize = 64
 
     def unlearn(self, model: nn.Module, task: Task) -> nn.Module:
         return finetune_generation(model, task.schedule, task.retain, task.generator, self.lr, self.iterations,
@@ -71,11 +72,11 @@ class GenerationSalUn(Unlearner):
     α = 1e-3, Adam lr 1e-4, about 1,000 iterations, mask ratio 0.5)."""
 
     tags = GENERATION
-    mask_ratio: float = 0.5
-    alpha: float = 1e-3
-    lr: float = 1e-4
-    iterations: int = 1000
-    batch_size: int = 64
+    mask_ratio: Probability = 0.5
+    alpha: Weight = 1e-3
+    lr: LearningRate = 1e-4
+    iterations: Steps = 1000
+    batch_size: BatchSize = 64
 
     def unlearn(self, model: nn.Module, task: Task) -> nn.Module:
         return salun_generation(model, task.schedule, task.forget, task.retain, task.generator, self.mask_ratio,
@@ -99,9 +100,9 @@ class DiMUM(Unlearner):
 
     tags = GENERATION
     alternative: str = "pattern"
-    lr: float = 1e-4
-    iterations: int = 1000
-    batch_size: int = 64
+    lr: LearningRate = 1e-4
+    iterations: Steps = 1000
+    batch_size: BatchSize = 64
 
     def __post_init__(self) -> None:
         if self.alternative != "pattern" and not (self.alternative.startswith("class:")

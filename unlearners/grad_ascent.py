@@ -7,6 +7,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from audit.params import Epochs, LearningRate
 from audit.registry import UNLEARNERS
 from unlearners.base import Tags, Task
 from unlearners.sgd import SGDUnlearner
@@ -32,8 +33,8 @@ class GradientAscent(SGDUnlearner):
 
     tags: ClassVar[Tags] = Tags(needs_retain=False)
 
-    epochs: int = 10
-    lr: float = 0.01
+    epochs: Epochs = 10
+    lr: LearningRate = 0.01
 
     def unlearn(self, model: nn.Module, task: Task) -> nn.Module:
         return self.train(model, task, (task.forget, negative_cross_entropy))

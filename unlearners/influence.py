@@ -13,6 +13,7 @@ from torch.func import functional_call, grad, vmap
 from torch.nn import functional as F
 
 from audit.data import Subset
+from audit.params import BatchSize, Count, Weight
 from audit.registry import UNLEARNERS
 from unlearners.base import Task, Unlearner
 
@@ -87,10 +88,10 @@ class Influence(Unlearner):
     CIFAR-10: α in [1, 20], N ≈ 1 000 (paper); digits wants a larger step.
     """
 
-    alpha: float = 50.0
-    samples: int = 1000
+    alpha: Weight = 50.0
+    samples: Count = 1000
     hessian: Literal["exact", "public_code"] = "exact"
-    batch_size: int = 256
+    batch_size: BatchSize = 256
 
     def __post_init__(self) -> None:
         if self.hessian not in ("exact", "public_code"):

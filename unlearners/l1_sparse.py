@@ -6,6 +6,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from audit.params import Epochs, LearningRate, Weight
 from audit.registry import UNLEARNERS
 from unlearners.base import Task
 from unlearners.sgd import SGDUnlearner
@@ -28,9 +29,9 @@ class L1Sparse(SGDUnlearner):
     CIFAR-10: 10 epochs, lr 0.01, α ≈ 5e-5 to 1e-4 (paper).
     """
 
-    epochs: int = 20
-    lr: float = 0.01
-    alpha: float = 0.002
+    epochs: Epochs = 20
+    lr: LearningRate = 0.01
+    alpha: Weight = 0.002
 
     def unlearn(self, model: nn.Module, task: Task) -> nn.Module:
         model = self.copy(model)

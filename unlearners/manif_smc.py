@@ -36,6 +36,7 @@ from torch.nn import functional as F
 from audit.errors import SalunInputError
 from audit.models import FeatureView
 from audit.observe import predict_logits
+from audit.params import Count, Epochs, LearningRate, Probability, Steps, Weight
 from audit.registry import UNLEARNERS
 from audit.training import descend, shuffled_batches
 from unlearners.base import Task
@@ -137,17 +138,17 @@ class ManifSMC(SGDUnlearner):
     step size large.
     """
 
-    epochs: int = 10
-    lr: float = 2.0
-    k: int = 5
+    epochs: Epochs = 10
+    lr: LearningRate = 2.0
+    k: Count = 5
     margin: str = "smc"
-    alpha: float = 0.01        # the margin when margin = "fixed" (MSE of unit vectors: at most 4/D)
-    lam: float = 0.1           # λ
-    t: float = 0.5             # where on the path the surrogate sits
-    smc_steps: int = 20        # control-point steps per epoch
-    smc_lr: float = 0.01
+    alpha: Weight = 0.01        # the margin when margin = "fixed" (MSE of unit vectors: at most 4/D)
+    lam: Weight = 0.1           # λ
+    t: Probability = 0.5             # where on the path the surrogate sits
+    smc_steps: Steps = 20        # control-point steps per epoch
+    smc_lr: LearningRate = 0.01
     labels: bool = False       # add label_weight · CE on the positives
-    label_weight: float = 1.0
+    label_weight: Weight = 1.0
 
     def __post_init__(self) -> None:
         if self.margin not in MARGINS:

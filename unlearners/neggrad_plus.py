@@ -5,6 +5,7 @@ from dataclasses import dataclass
 from torch import nn
 from torch.nn import functional as F
 
+from audit.params import Epochs, LearningRate, Probability
 from audit.registry import UNLEARNERS
 from audit.training import descend
 from unlearners.base import Task
@@ -26,9 +27,9 @@ class NegGradPlus(SGDUnlearner):
     CIFAR-10: α = 0.999, lr 0.01, 5 epochs (SCRUB paper's setting).
     """
 
-    epochs: int = 10
-    lr: float = 0.05
-    alpha: float = 0.95
+    epochs: Epochs = 10
+    lr: LearningRate = 0.05
+    alpha: Probability = 0.95
 
     def unlearn(self, model: nn.Module, task: Task) -> nn.Module:
         model = self.copy(model)

@@ -6,6 +6,7 @@ import torch
 from torch import nn
 
 from audit.data import Subset
+from audit.params import Probability
 from audit.registry import UNLEARNERS
 from audit.training import fit
 from unlearners.base import Task, Unlearner
@@ -23,7 +24,7 @@ class PartialRetrain(Unlearner):
     are kept is drawn from the task's seeded generator.
     """
 
-    kept: float = 0.5
+    kept: Probability = 0.5
 
     def __post_init__(self) -> None:
         if not 0.0 < self.kept <= 1.0:

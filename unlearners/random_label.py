@@ -6,6 +6,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from audit.params import Epochs, LearningRate
 from audit.registry import UNLEARNERS
 from unlearners.base import Task
 from unlearners.sgd import SGDUnlearner
@@ -35,8 +36,8 @@ class RandomLabel(SGDUnlearner):
     CIFAR-10: 10 epochs, lr ≈ 0.013 (SalUn paper).
     """
 
-    epochs: int = 5
-    lr: float = 0.001
+    epochs: Epochs = 5
+    lr: LearningRate = 0.001
 
     def unlearn(self, model: nn.Module, task: Task) -> nn.Module:
         forget_loss = random_label_loss(task.num_classes, task.generator)

@@ -10,6 +10,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from audit.params import Epochs, LearningRate, Probability
 from audit.registry import UNLEARNERS
 from unlearners.base import Tags, Task
 from unlearners.random_label import random_label_loss
@@ -36,9 +37,9 @@ class SalUn(SGDUnlearner):
 
     tags: ClassVar[Tags] = Tags(needs_saliency=True)
 
-    epochs: int = 3
-    lr: float = 0.002
-    mask_ratio: float = 0.5
+    epochs: Epochs = 3
+    lr: LearningRate = 0.002
+    mask_ratio: Probability = 0.5
     mask_semantics: Literal["hard", "gradient_only"] = "hard"
 
     def __post_init__(self) -> None:

@@ -7,6 +7,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from audit.params import Epochs, LearningRate, Probability
 from audit.registry import UNLEARNERS
 from audit.training import steps_per_pass
 from unlearners.base import Task
@@ -40,9 +41,9 @@ class SalUnSoft(SGDUnlearner):
     CIFAR-10: as SalUn: 10 epochs, lr ≈ 0.013, mask_ratio 0.5.
     """
 
-    epochs: int = 1
-    lr: float = 0.005
-    mask_ratio: float = 0.5
+    epochs: Epochs = 1
+    lr: LearningRate = 0.005
+    mask_ratio: Probability = 0.5
 
     def unlearn(self, model: nn.Module, task: Task) -> nn.Module:
         model = self.copy(model)

@@ -2,11 +2,14 @@ from __future__ import annotations
 
 import copy
 from dataclasses import dataclass
+from typing import Annotated
 
+from pydantic import Field
 import torch
 from torch import nn
 from torch.nn import functional as F
 
+from audit.params import MAX_EPOCHS, Epochs, LearningRate, Temperature, Weight
 from audit.registry import UNLEARNERS
 from audit.training import descend
 from unlearners.base import Task
@@ -34,12 +37,12 @@ class SCRUB(SGDUnlearner):
     CIFAR-10: lr 5e-4, 3 to 10 epochs with 2 to 5 max epochs, α = 0.001, γ = 0.99, T = 4 (paper's code).
     """
 
-    epochs: int = 5
-    lr: float = 0.05
-    max_epochs: int = 2
-    alpha: float = 0.001
-    gamma: float = 0.99
-    temperature: float = 4.0
+    epochs: Epochs = 5
+    lr: LearningRate = 0.05
+    max_epochs: Annotated[int, Field(ge=0, le=MAX_EPOCHS)] = 2
+    alpha: Weight = 0.001
+    gamma: Weight = 0.99
+    temperature: Temperature = 4.0
 
     def unlearn(self, model: nn.Module, task: Task) -> nn.Module:
         teacher = copy.deepcopy(model).eval().requires_grad_(False)

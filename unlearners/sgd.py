@@ -9,6 +9,7 @@ import torch
 from torch import nn
 
 from audit.data import Subset
+from audit.params import BatchSize, Epochs, LearningRate, Momentum, WeightDecay
 from audit.training import LossFn, batches, endless_batches, make_optimizer, run_pass
 from unlearners.base import Task, Unlearner
 
@@ -17,11 +18,11 @@ from unlearners.base import Task, Unlearner
 class SGDUnlearner(Unlearner):
     """Subclasses are dataclasses too and redeclare `epochs` and `lr` with their own defaults."""
 
-    epochs: int = 5
-    lr: float = 0.01
-    batch_size: int | None = None  # None: the original recipe's batch size
-    momentum: float = 0.9
-    weight_decay: float = 5e-4
+    epochs: Epochs = 5
+    lr: LearningRate = 0.01
+    batch_size: BatchSize | None = None  # None: the original recipe's batch size
+    momentum: Momentum = 0.9
+    weight_decay: WeightDecay = 5e-4
 
     def optimizer(self, model: nn.Module) -> torch.optim.Optimizer:
         return make_optimizer(model.parameters(), "sgd", self.lr, self.momentum, self.weight_decay)
