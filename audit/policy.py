@@ -28,6 +28,7 @@ from typing import Any
 
 from audit import power
 from audit.errors import SalunInputError
+from audit.params import shown
 
 PASS, FAIL, INCONCLUSIVE = "PASS", "FAIL", "INCONCLUSIVE"
 SECTIONS = ("equivalence", "mia", "metrics", "relearn", "backdoor")
@@ -53,7 +54,10 @@ CONTROLS = {"identity": FAIL, "retrain": PASS, "partial_retrain": FAIL}
 OPS = {"<=": operator.le, "<": operator.lt, ">=": operator.ge, ">": operator.gt,
        "==": operator.eq, "!=": operator.ne}
 UPPER_BOUNDS, LOWER_BOUNDS = ("<=", "<"), (">=", ">")
-_RULE = re.compile(r"^\s*([A-Za-z_][\w.]*)\s*(<=|>=|==|!=|<|>)\s*(.+?)\s*$")
+MAX_RULES = 200         # rules in one policy
+MAX_RULE_LENGTH = 500   # characters of one rule, its padding stripped
+# Matched against the stripped rule, so no run of spaces can be split two ways: linear time.
+_RULE = re.compile(r"([A-Za-z_][\w.]*)\s*(<=|>=|==|!=|<|>)\s*([^<>=!].*)", re.DOTALL)
 
 
 @dataclass(frozen=True)
@@ -69,10 +73,13 @@ class Rule:
 
 def parse_rule(text: str, where: str = "policy.rules") -> Rule:
     """`<path> <op> <number or "string">`; a malformed rule names `where` and what is wrong."""
-    match = _RULE.match(text) if isinstance(text, str) else None
+    stripped = text.strip() if isinstance(text, str) else None
+    if stripped is not None and len(stripped) > MAX_RULE_LENGTH:
+        raise SalunInputError(f"{where}: a rule of {len(stripped)} characters; a rule has at most {MAX_RULE_LENGTH}")
+    match = _RULE.fullmatch(stripped) if stripped is not None else None
     if match is None:
         raise SalunInputError(f'{where}: expected `<path> <op> <threshold>` such as '
-                              f'`mia.ulira.auc <= 0.55`, got {text!r}')
+                              f'`mia.ulira.auc <= 0.55`, got {shown(text)}')
     path, op, literal = match.groups()
     parts = tuple(path.split("."))
     if parts[0] not in SECTIONS or len(parts) < 2 or "" in parts:
@@ -80,7 +87,7 @@ def parse_rule(text: str, where: str = "policy.rules") -> Rule:
                               "and name a number inside it")
     if literal[0] in "\"'":
         if len(literal) < 2 or literal[-1] != literal[0]:
-            raise SalunInputError(f"{where}: unterminated string {literal!r}")
+            raise SalunInputError(f"{where}: unterminated string {shown(literal)}")
         if op not in ("==", "!="):
             raise SalunInputError(f"{where}: a string threshold takes == or !=, not {op}")
         threshold: float | str = literal[1:-1]
@@ -88,14 +95,39 @@ def parse_rule(text: str, where: str = "policy.rules") -> Rule:
         try:
             threshold = float(literal)
         except ValueError:
-            raise SalunInputError(f"{where}: threshold {literal!r} is neither a number nor a quoted string") from None
+            raise SalunInputError(f"{where}: threshold {shown(literal)} is neither a number nor a quoted string") from None
         if not math.isfinite(threshold):
             raise SalunInputError(f"{where}: threshold must be finite, got {literal}")
-    return Rule(text.strip(), parts, op, threshold)
+    return Rule(stripped, parts, op, threshold)
 
 
 class _Missing(Exception):
     """The number a rule reads was not computed for this method."""
+
+
+_PROBES = {"equivalence": "retrain-equivalence tests", "mia": "membership inference", "metrics": "metrics",
+           "relearn": "relearning attack", "backdoor": "backdoor verification"}
+_ABSENT = {  # why a section is absent when the method's models did not diverge
+    "equivalence": "no retrain-equivalence tests: they need at least 2 usable models on each side",
+    "mia": "membership inference was not run (attacks.run is empty)",
+    "metrics": "no metrics for this method",
+    "relearn": "no relearning attack ran (relearn.run is empty)",
+    "backdoor": "no backdoor was planted (backdoor.fraction is 0)",
+}
+
+
+def _why_absent(section: str, namespace: dict[str, Any]) -> str:
+    """A section is absent because the spec did not ask for it, or because the method's models
+    diverged (its metrics list each failed seed and count the usable ones)."""
+    metrics = namespace.get("metrics") or {}
+    failed = len(metrics.get("failures") or ())
+    usable = max((entry["n"] for entry in metrics.values() if isinstance(entry, dict) and "n" in entry), default=0)
+    if failed and not usable:
+        return (f"no {_PROBES[section]}: every model of this method diverged ({failed} of {failed} seeds; "
+                "see metrics.failures), so there is nothing to measure")
+    if failed:
+        return f"{_ABSENT[section]} ({failed} of this method's {failed + usable} models diverged)"
+    return _ABSENT[section]
 
 
 def _lookup(namespace: dict[str, Any], rule: Rule) -> tuple[Any, dict[str, Any], str]:
@@ -103,13 +135,7 @@ def _lookup(namespace: dict[str, Any], rule: Rule) -> tuple[Any, dict[str, Any],
     section = rule.path[0]
     node = namespace.get(section)
     if node is None:
-        raise _Missing({
-            "equivalence": "no retrain-equivalence tests: they need at least 2 usable models on each side",
-            "mia": "membership inference was not run (attacks.run is empty)",
-            "metrics": "no metrics for this method",
-            "relearn": "no relearning attack ran (relearn.run is empty)",
-            "backdoor": "no backdoor was planted (backdoor.fraction is 0)",
-        }[section])
+        raise _Missing(_why_absent(section, namespace))
     parent, key = namespace, section
     for depth, part in enumerate(rule.path[1:], start=1):
         if not isinstance(node, dict) or part not in node:

@@ -101,6 +101,55 @@ def test_numbers_that_were_not_computed_are_inconclusive_and_say_why():
     assert row["verdict"] == INCONCLUSIVE and "did you mean 'eps_median'?" in row["reason"]
 
 
+def diverged_metrics(failed, usable):
+    """A method's metrics table as results.json holds it: per-seed numbers of the usable models, and the failures."""
+    summary = {"mean": 0.5 if usable else None, "std": None, "ci95": None, "n": usable, "per_seed": [0.5] * usable}
+    return {"UA": summary, "runtime_s": summary, "failures": [{"seed": s, "reason": "non-finite loss"} for s in range(failed)]}
+
+
+def test_a_method_whose_models_all_diverged_is_inconclusive_because_they_diverged_not_for_want_of_attacks():
+    namespace = {"mia": None, "equivalence": None, "metrics": diverged_metrics(failed=3, usable=0)}
+    for rule in ("mia.ulira.auc <= 0.55", 'equivalence.tost.UA == "equivalent"'):
+        row = judge(rule, namespace)
+        assert row["verdict"] == INCONCLUSIVE
+        assert "every model of this method diverged (3 of 3 seeds" in row["reason"]
+        assert "attacks.run is empty" not in row["reason"]
+
+
+def test_a_method_with_some_diverged_models_names_how_many_beside_the_missing_test():
+    row = judge('equivalence.tost.UA == "equivalent"', {"equivalence": None, "metrics": diverged_metrics(4, 1)})
+    assert row["reason"] == ("no retrain-equivalence tests: they need at least 2 usable models on each side "
+                             "(4 of this method's 5 models diverged)")
+
+
+@pytest.mark.parametrize("padding", [40_000, 1_000_000])
+def test_a_rule_padded_with_spaces_is_parsed_or_refused_in_linear_time(padding, monkeypatch):
+    import time
+
+    from audit import policy
+
+    started = time.perf_counter()
+    rule = parse_rule(" " * padding + "mia.ulira.auc <= 0.55" + " " * padding)
+    assert (rule.text, rule.threshold) == ("mia.ulira.auc <= 0.55", 0.55)
+    with pytest.raises(SalunInputError, match="a rule has at most 500"):
+        parse_rule("mia.ulira.auc <= 0.55" + " " * padding + "x")
+    monkeypatch.setattr(policy, "MAX_RULE_LENGTH", 10 * padding)  # the pattern itself, without the bound
+    with pytest.raises(SalunInputError, match="is neither a number"):
+        parse_rule("mia.ulira.auc <= 0.55" + " " * padding + "x")  # quadratic once: 20 s at 40,000
+    assert time.perf_counter() - started < 5  # linear takes milliseconds
+
+
+def test_a_rule_without_a_threshold_says_what_a_rule_looks_like():
+    with pytest.raises(SalunInputError, match="expected `<path> <op> <threshold>`"):
+        parse_rule("mia.ulira.auc <=")
+
+
+def test_a_malformed_rule_is_quoted_short_on_one_line():
+    with pytest.raises(SalunInputError) as raised:
+        parse_rule("mia.ulira.auc ~ " + "x\n" * 200)
+    assert "\n" not in str(raised.value) and len(str(raised.value)) < 200
+
+
 def method(verdict, control=None):
     return {"verdict": verdict, "control": control}
 
