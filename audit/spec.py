@@ -17,16 +17,17 @@ import pydantic
 from pydantic import BaseModel, Field, PrivateAttr, ValidationInfo, field_validator, model_validator
 
 from audit.errors import SalunInputError
-from audit.params import describe_errors, validate_keywords
+from audit.params import input_error, shown, validate_keywords
 from audit.policy import BACKDOOR_RULE, DEFAULT_RULES, GENERATION_RULES, RELEARN_RULE, SUBJECT_RULES
 from audit.registry import GENERATION_UNLEARNERS, UNLEARNERS, allow_plugins
 from audit.spec_sections import (
     ATTACK_NAMES, AttacksSection, AuditSection, BackdoorSection, DataSection, EquivalenceSection, ForgetSection,
     GenerationSection, MetricsSection, ModelSection, PolicySection, RelearnSection, Section, SubjectSection,
-    TaskSection, TrainSection, UnlearnerSection,
+    TaskSection, TrainSection, UnlearnerSection, name_at,
 )
 
 DEFAULT_SPEC_RESOURCE = "default_audit.toml"
+MAX_CONFIG_BYTES = 16 * 2**20  # far beyond any audit config; a bigger file is no config
 
 class Spec(Section):
     audit: AuditSection = Field(default_factory=AuditSection, validate_default=True)
@@ -67,9 +68,11 @@ class Spec(Section):
 
         generating = section("task").get("kind") == "generation"
         rules = list(GENERATION_RULES if generating else SUBJECT_RULES if raw.get("subject") else DEFAULT_RULES)
-        if "retain" in (section("relearn").get("run") or ()):
+        relearn, fraction = section("relearn").get("run"), section("backdoor").get("fraction")
+        # a value of the wrong type adds no rule here: its field reports it
+        if isinstance(relearn, (list, tuple)) and "retain" in relearn:
             rules.append(RELEARN_RULE)
-        if (section("backdoor").get("fraction") or 0) > 0:
+        if isinstance(fraction, (int, float)) and fraction > 0:
             rules.append(BACKDOOR_RULE)
         return {**raw, "policy": {"rules": rules}}
 
@@ -106,6 +109,13 @@ class Spec(Section):
         return self
 
     @model_validator(mode="after")
+    def _trigger_fits(self) -> "Spec":
+        """Where the spec fixes the image size; otherwise preparing the data checks it."""
+        if self.backdoor.enabled and self.data.image_size is not None:
+            self.backdoor.check_fits(self.data.image_size)
+        return self
+
+    @model_validator(mode="after")
     def _generation_scope(self) -> "Spec":
         if self.task.kind != "generation":
             return self
@@ -128,13 +138,13 @@ class Spec(Section):
             raise SalunInputError("unlearners: expected a table of [unlearners.<name>] sections")
         sections = {}
         for label, body in raw.items():
-            path = f"unlearners.{label}"
+            path = f"unlearners.{name_at(label, 'unlearners')}"
             if isinstance(body, UnlearnerSection):
                 body = body.flat()
             if not isinstance(body, dict):
-                raise SalunInputError(f"{path}: expected a table of hyperparameters, got {body!r}")
+                raise SalunInputError(f"{path}: expected a table of hyperparameters, got {shown(body)}")
             body = dict(body)
-            method = body.pop("method", label)
+            method = name_at(body.pop("method", label), f"{path}.method")
             task = info.data.get("task")
             registry = GENERATION_UNLEARNERS if task is not None and task.kind == "generation" else UNLEARNERS
             unlearner = registry.get(method, path=path)
@@ -142,7 +152,7 @@ class Spec(Section):
             try:
                 unlearner(**params)  # the method's own checks of its hyperparameters
             except ValueError as error:
-                raise SalunInputError(f"{path}: {error}") from None
+                raise SalunInputError(f"{path}: {' '.join(str(error).splitlines())}") from None
             sections[label] = UnlearnerSection(method=method, params=params)
         return sections
 
@@ -197,23 +207,37 @@ def spec_from_dict(raw: dict[str, Any], base_dir: Path | None = None) -> Spec:
     try:
         spec = Spec.model_validate(raw)
     except pydantic.ValidationError as error:
-        raise SalunInputError("\n".join(describe_errors(error, model=Spec))) from None
+        raise input_error(error, model=Spec) from None
+    except RecursionError:
+        raise SalunInputError("config: arrays or tables nested too deeply to read") from None
     spec._base_dir = (base_dir or Path.cwd()).resolve()
     return spec
 
 
 def load_spec(path: str | Path) -> Spec:
     path = Path(path)
-    if not path.is_file():
-        what = "is a folder, not a file" if path.is_dir() else "not found"
-        raise SalunInputError(f"config file {what}: {path}")
+    raw = _read_toml(path)
+    return spec_from_dict(raw, base_dir=path.resolve().parent)
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    """The config file's tables; anything that keeps it from being read is one SalunInputError naming it."""
     try:
-        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+        if not path.is_file():
+            what = "is a folder, not a file" if path.is_dir() else "not found"
+            raise SalunInputError(f"config file {what}: {path}")
+        if path.stat().st_size > MAX_CONFIG_BYTES:
+            raise SalunInputError(f"{path}: a config file of {path.stat().st_size} bytes; "
+                                  f"the most salun reads is {MAX_CONFIG_BYTES}")
+        return tomllib.loads(path.read_text(encoding="utf-8"))
     except tomllib.TOMLDecodeError as error:
         raise SalunInputError(f"{path}: not valid TOML: {error}") from None
     except UnicodeDecodeError:
         raise SalunInputError(f"{path}: not a UTF-8 text file") from None
-    return spec_from_dict(raw, base_dir=path.resolve().parent)
+    except RecursionError:
+        raise SalunInputError(f"{path}: arrays or tables nested too deeply to read") from None
+    except OSError as error:
+        raise SalunInputError(f"config file {path}: cannot read it: {error.strerror or error}") from None
 
 
 def default_spec_text() -> str:
