@@ -182,23 +182,22 @@ def select_forget(forget_spec, y_pool: np.ndarray, pool_index: np.ndarray, num_c
 
 def _indices_from_file(path: Path, pool_index: np.ndarray) -> np.ndarray:
     field = "forget.indices_file"
-    if not path.is_file():
-        raise SalunInputError(f"{field}: file not found: {path}")
     try:
+        if not path.is_file():
+            raise SalunInputError(f"{field}: file not found: {path}")
         if path.suffix == ".npy":
             values = np.load(path, allow_pickle=False)
         elif path.suffix == ".json":
-            values = np.asarray(json.loads(path.read_text()))
+            values = _json_indices(path)
         else:
             values = np.loadtxt(path, dtype=np.int64, ndmin=1, comments="#", delimiter=None)
-    except (ValueError, OSError) as error:
-        raise SalunInputError(f"{field}: cannot read {path}: {error}") from None
+    except (ValueError, OSError, EOFError, OverflowError, RecursionError) as error:
+        raise SalunInputError(f"{field}: cannot read {path}: {' '.join(str(error).split())}") from None
     values = np.asarray(values).ravel()
-    if values.size == 0 or not np.issubdtype(values.dtype, np.integer):
-        if values.size and np.all(np.mod(values, 1) == 0):
-            values = values.astype(np.int64)
-        else:
-            raise SalunInputError(f"{field}: {path} must hold a non-empty list of integer indices")
+    integral = values.dtype.kind == "f" and bool(np.all(np.isfinite(values) & (np.mod(values, 1) == 0)))
+    if values.size == 0 or not (values.dtype.kind in "iu" or integral):
+        raise SalunInputError(f"{field}: {path} must hold a non-empty list of integer indices")
+    values = values.astype(np.int64)
     if len(np.unique(values)) != len(values):
         raise SalunInputError(f"{field}: {path} lists some indices more than once")
     where = {int(v): i for i, v in enumerate(pool_index)}
@@ -213,6 +212,21 @@ def _indices_from_file(path: Path, pool_index: np.ndarray) -> np.ndarray:
     if len(positions) >= len(pool_index):
         raise SalunInputError(f"{field}: forgetting the whole pool leaves nothing to retain")
     return positions
+
+
+_JSON_KINDS = {dict: "an object", str: "a string", int: "a number", float: "a number", bool: "a boolean",
+               type(None): "null"}
+
+
+def _json_indices(path: Path) -> list[int]:
+    """The indices of a .json file: one array of integers, nothing else."""
+    values = json.loads(path.read_text(encoding="utf-8"))
+    if not isinstance(values, list):
+        raise SalunInputError(f"forget.indices_file: {path} holds {_JSON_KINDS[type(values)]}; "
+                              "expected a JSON array of integer indices")
+    if not all(type(v) is int for v in values):
+        raise SalunInputError(f"forget.indices_file: {path} must hold integer indices only")
+    return values
 
 
 def channel_statistics(pool: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -246,7 +260,10 @@ def prepare_data(spec: Spec) -> AuditData:
     indices = str(spec.resolve_path(spec.forget.indices_file)) if spec.forget.indices_file else None
     # an edited data or indices file must not be served from the cache
     stamps = (_modified(root), _modified(indices))
-    return _prepare_cached(spec.data.model_dump_json(), spec.forget.model_dump_json(), root, indices, stamps)
+    data = _prepare_cached(spec.data.model_dump_json(), spec.forget.model_dump_json(), root, indices, stamps)
+    if spec.backdoor.enabled:
+        spec.backdoor.check_fits(data.input_shape[1:])
+    return data
 
 
 @functools.lru_cache(maxsize=4)
