@@ -38,12 +38,12 @@ def run_audit(
     `audit.reports` under `out`; `command` is how it was invoked, for the manifest."""
     out = Path(out)
     allow_plugins(spec.audit.plugins)  # another spec may have been validated since this one
-    require_writable(out, "--out")
     resolved = resolve_device(device or spec.audit.device)
     data = prepare_data(spec)
     store = Store(spec.audit.store)
     generating = spec.task.kind == "generation"
     plan = (build_generation_plan if generating else build_plan)(spec, data, resolved)
+    require_writable(out, "--out")  # after the spec's data is known to load: bad input leaves no folder behind
     if not all(store.has(job.key) for job in plan.jobs):
         require_writable(store.scratch, "audit.store")
     log.info(
