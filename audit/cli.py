@@ -75,7 +75,24 @@ def _parser() -> argparse.ArgumentParser:
     verify.add_argument("results")
     verify.add_argument("--store", help="reuse this store instead of retraining every model in a fresh one")
     verify.add_argument("--workers", type=_positive, default=1, help="worker processes (default 1)")
+    _add_store_commands(commands)
     return parser
+
+
+def _add_store_commands(commands: argparse._SubParsersAction) -> None:
+    store = commands.add_parser("store", help="check a store's artifacts against their digests, or remove unused ones")
+    actions = store.add_subparsers(dest="action", required=True, parser_class=_Parser)
+    check = actions.add_parser("check", help="report corrupt, stray and quarantined artifacts; exit 1 if any")
+    check.add_argument("--repair", action="store_true", help="move the corrupt artifacts to the store's quarantine")
+    gc = actions.add_parser("gc", help="remove artifacts no recent audit used, the quarantine and dead staging")
+    gc.add_argument("--keep-days", type=_positive, default=30,
+                    help="keep what audits of the last N days used (default 30)")
+    gc.add_argument("--dry-run", action="store_true", help="say what would be removed, remove nothing")
+    gc.add_argument("--all-unreferenced", action="store_true",
+                    help="allow gc on a store without audit records (removes every artifact no record names)")
+    for action in (check, gc):
+        action.add_argument("dir", nargs="?", help="the store folder (default: audit.store's default)")
+        action.add_argument("--store", help="the store folder, as an option")
 
 
 def _load(config: str | None):
@@ -163,19 +180,80 @@ def _verify(args: argparse.Namespace) -> int:
 
     outcome = verify(Path(args.results), store=args.store, workers=args.workers, show_progress=not args.quiet)
     tolerance = outcome["tolerance"]
-    if outcome["identical"]:
+    if outcome["verified"]:
         exact = tolerance["rtol"] == 0 and tolerance["atol"] == 0
         how = "bit for bit" if exact else f"within rtol {tolerance['rtol']:g}, atol {tolerance['atol']:g}"
         print(f"verified: every number of {args.results} reproduced {how} on {outcome['device']}")
         return EXIT_PASS
-    print(f"differs: {len(outcome['differences'])} number(s) of {args.results} did not reproduce on {outcome['device']}:")
-    for line in format_differences(outcome["differences"]):
-        print(f"  {line}")
+    if outcome["damaged"]:
+        print(f"corrupt: {len(outcome['damaged'])} artifact(s) of the store {args.store} failed their digests; "
+              "the rerun recomputed the ones it uses:")
+        for artifact in outcome["damaged"]:
+            print(f"  {artifact['key'][:12]} ({artifact['label']}): {artifact['problem']}")
+    if outcome["differences"]:
+        print(f"differs: {len(outcome['differences'])} number(s) of {args.results} did not reproduce on "
+              f"{outcome['device']}:")
+        for line in format_differences(outcome["differences"]):
+            print(f"  {line}")
+    elif outcome["identical"]:
+        print(f"the numbers of {args.results} reproduced from recomputed artifacts; run verify again to check the "
+              "store as it is now")
+    else:
+        print("the rerun stopped at an artifact damaged while it ran; run verify again")
     return EXIT_FAIL
 
 
+def _store_folder(args: argparse.Namespace) -> Path:
+    from audit.spec_sections import AuditSection
+
+    if args.dir and args.store and Path(args.dir) != Path(args.store):
+        raise SalunInputError(f"store {args.action}: two stores given ({args.dir} and --store {args.store}); name one")
+    return Path(args.dir or args.store or AuditSection.model_fields["store"].default)
+
+
+def _store(args: argparse.Namespace) -> int:
+    root = _store_folder(args)
+    return _store_check(root, args.repair) if args.action == "check" else _store_gc(root, args)
+
+
+def _store_check(root: Path, repair_damaged: bool) -> int:
+    from audit.store_maintenance import check_store, repair
+
+    report = check_store(root)
+    print(f"store {root}: {report.intact} intact, {len(report.corrupt)} corrupt, {len(report.legacy)} without "
+          f"digests, {len(report.orphans)} orphaned, {len(report.quarantined)} quarantined")
+    for heading, findings in (("corrupt", report.corrupt), ("no digests", report.legacy),
+                              ("orphaned", report.orphans), ("bad audit record", report.bad_records)):
+        for finding in findings:
+            print(f"  {heading}: {finding.describe(root)}")
+    for path in report.quarantined:
+        print(f"  quarantined: {path.relative_to(root)}")
+    if repair_damaged and report.damaged:
+        print(f"moved {len(repair(report))} damaged artifact(s) to {root / 'quarantine'}; an audit recomputes them")
+    elif report.damaged:
+        print("an audit recomputes the damaged artifacts it uses; 'salun store check --repair' moves them aside now")
+    if report.orphans or report.quarantined:
+        print("'salun store gc' removes the orphaned and quarantined ones")
+    return EXIT_PASS if report.clean else EXIT_FAIL
+
+
+def _store_gc(root: Path, args: argparse.Namespace) -> int:
+    from audit.store_maintenance import collect, describe_size, plan_gc
+
+    report = plan_gc(root, args.keep_days, args.all_unreferenced)
+    if not args.dry_run:
+        collect(report, root)
+    removed = ", ".join(f"{len(report.removed[kind])} {name} ({describe_size(report.bytes[kind])})"
+                        for kind, name in (("artifacts", "artifact(s)"), ("quarantined", "quarantined"),
+                                           ("staging", "staging leftover(s)")))
+    print(f"store {root}: {'would remove' if args.dry_run else 'removed'} {removed}; kept {report.kept} artifact(s) "
+          f"used by {len(report.records)} audit record(s) of the last {args.keep_days} day(s) or written in the last "
+          "day")
+    return EXIT_PASS
+
+
 COMMANDS = {"audit": _audit, "validate": _validate, "list": _list, "check-plugin": _check_plugin, "init": _init,
-            "report": _report, "verify": _verify}
+            "report": _report, "verify": _verify, "store": _store}
 
 
 def main(argv: list[str] | None = None) -> int:

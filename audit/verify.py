@@ -13,6 +13,10 @@ Left out of the comparison, because they differ between two honest runs:
   "cpu_threads_per_job" stay, since they decide the arithmetic;
 - spec.audit.store and spec.audit.reports, the fields verify replaces (a fresh store; no
   reports, since only results.json is compared).
+
+With --store, every artifact of that store is first checked against its digests: the rerun
+recomputes the damaged ones, and verify names them and fails even if the numbers then agree,
+since the store it was pointed at did not hold what the audit computed.
 """
 
 from __future__ import annotations
@@ -29,6 +33,8 @@ from audit.errors import SalunInputError
 from audit.pipeline import run_audit
 from audit.results import load_results, without_timings
 from audit.spec import spec_from_dict
+from audit.store import OBJECTS, CorruptArtifact
+from audit.store_maintenance import check_store
 
 GPU_RTOL = 1e-4  # what GPU nondeterminism allows: reduction order changes float32 rounding
 GPU_ATOL = 1e-6
@@ -81,9 +87,20 @@ def compare(expected: dict, actual: dict, rtol: float = 0.0, atol: float = 0.0) 
     return differences
 
 
+def damaged_artifacts(store: str | None) -> list[dict[str, str]]:
+    """Each artifact of an existing store that fails its digests, as {"key", "label", "problem"}."""
+    if store is None or not (Path(store) / OBJECTS).is_dir():
+        return []
+    return [{"key": finding.key, "label": finding.label, "problem": finding.problem}
+            for finding in check_store(store).damaged]
+
+
 def verify(results_path: Path, store: str | None = None, workers: int = 1,
            show_progress: bool = False) -> dict[str, Any]:
-    """Rerun the audit `results_path` records and compare its results with the recorded ones."""
+    """Rerun the audit `results_path` records and compare its results with the recorded ones.
+
+    "verified" holds when every number reproduced ("identical") and no artifact of `store` was
+    damaged ("damaged" names them)."""
     results = load_results(results_path)
     device = results.get("manifest", {}).get("environment", {}).get("device")
     if device not in ("cpu", "cuda"):
@@ -93,8 +110,23 @@ def verify(results_path: Path, store: str | None = None, workers: int = 1,
     raw = results.get("spec")
     if not isinstance(raw, dict):
         raise SalunInputError(f"{results_path}: holds no spec to rerun")
-    raw = copy.deepcopy(raw)
     rtol, atol = (0.0, 0.0) if device == "cpu" else (GPU_RTOL, GPU_ATOL)
+    damaged = damaged_artifacts(store)
+    try:
+        rerun = _rerun(copy.deepcopy(raw), results_path, store, device, workers, show_progress)
+    except CorruptArtifact as error:  # damaged while the rerun read it
+        rerun = None
+        if error.key not in {artifact["key"] for artifact in damaged}:
+            damaged.append({"key": error.key, "label": error.label, "problem": error.problem})
+    differences = [] if rerun is None else compare(results, rerun, rtol, atol)
+    identical = rerun is not None and not differences
+    return {"verified": identical and not damaged, "identical": identical, "differences": differences,
+            "damaged": damaged, "tolerance": {"rtol": rtol, "atol": atol}, "device": device}
+
+
+def _rerun(raw: dict[str, Any], results_path: Path, store: str | None, device: str, workers: int,
+           show_progress: bool) -> dict[str, Any]:
+    """The results of the recorded spec run again, in `store` or a fresh temporary one."""
     with tempfile.TemporaryDirectory(prefix="salun-verify-") as scratch:
         raw.setdefault("audit", {})["store"] = store if store is not None else str(Path(scratch) / "store")
         raw["audit"]["reports"] = []  # the comparison reads results.json only
@@ -102,10 +134,7 @@ def verify(results_path: Path, store: str | None = None, workers: int = 1,
             spec = spec_from_dict(raw)  # relative data paths resolve from the working folder
         except SalunInputError as error:
             raise SalunInputError(f"{results_path}: the recorded spec is not valid: {error}") from None
-        rerun = run_audit(spec, Path(scratch) / "out", device=device, workers=workers, show_progress=show_progress)
-    differences = compare(results, rerun, rtol, atol)
-    return {"identical": not differences, "differences": differences,
-            "tolerance": {"rtol": rtol, "atol": atol}, "device": device}
+        return run_audit(spec, Path(scratch) / "out", device=device, workers=workers, show_progress=show_progress)
 
 
 def _show(value: Any, width: int = 80) -> str:

@@ -105,7 +105,8 @@ def test_verify_retrains_from_scratch_and_reproduces_the_results_bit_for_bit(aud
 
     monkeypatch.setattr(audit.verify, "run_audit", spy)
     report = verify(audited)
-    assert report == {"identical": True, "differences": [], "tolerance": {"rtol": 0.0, "atol": 0.0}, "device": "cpu"}
+    assert report == {"verified": True, "identical": True, "differences": [], "damaged": [],
+                      "tolerance": {"rtol": 0.0, "atol": 0.0}, "device": "cpu"}
     assert stores[0] != audited.parent.parent / "store" and not stores[0].exists()  # fresh, then removed
 
 
@@ -116,7 +117,7 @@ def test_verify_names_the_one_number_that_was_changed(audited, tmp_path):
     (tmp_path / "results.json").write_text(json.dumps(results))
     # the original store serves the trained models: fast, and the rerun is the same computation
     report = verify(tmp_path / "results.json", store=str(audited.parent.parent / "store"))
-    assert not report["identical"]
+    assert not report["identical"] and not report["verified"] and report["damaged"] == []
     assert report["differences"] == [{"path": "metrics.finetune.UA.mean", "expected": recorded + 0.01,
                                       "actual": recorded}]
     assert format_differences(report["differences"])[0].startswith("metrics.finetune.UA.mean: expected ")
