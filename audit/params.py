@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import functools
 import inspect
 import math
 import reprlib
@@ -108,6 +109,7 @@ def _annotated(fn: Callable[..., Any]) -> Any:
     return fn.__init__ if inspect.isclass(fn) else fn
 
 
+@functools.lru_cache(maxsize=256)  # building a pydantic model per spec section costs more than validating it
 def _params_model(fn: Callable[..., Any], skip: int) -> type[pydantic.BaseModel]:
     hints = typing.get_type_hints(_annotated(fn), include_extras=True)
     fields: dict[str, Any] = {}
