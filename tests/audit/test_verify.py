@@ -10,6 +10,7 @@ import audit.verify
 from audit.errors import SalunInputError
 from audit.pipeline import run_audit
 from audit.spec import default_spec, spec_from_dict
+from audit.store import CorruptArtifact
 from audit.verify import GPU_ATOL, GPU_RTOL, compare, format_differences, verify
 from helpers import small_config
 
@@ -121,6 +122,17 @@ def test_verify_names_the_one_number_that_was_changed(audited, tmp_path):
     assert report["differences"] == [{"path": "metrics.finetune.UA.mean", "expected": recorded + 0.01,
                                       "actual": recorded}]
     assert format_differences(report["differences"])[0].startswith("metrics.finetune.UA.mean: expected ")
+
+
+def test_verify_fails_when_an_artifact_is_damaged_while_the_rerun_reads_it(audited, monkeypatch):
+    def damaged_midway(spec, out, **kwargs):
+        raise CorruptArtifact("ab" * 32, "original seed=0", "weights.safetensors is missing", "/store/quarantine/x")
+
+    monkeypatch.setattr(audit.verify, "run_audit", damaged_midway)
+    report = verify(audited, store=str(audited.parent.parent / "store"))
+    assert not report["verified"] and not report["identical"] and report["differences"] == []
+    assert report["damaged"] == [{"key": "ab" * 32, "label": "original seed=0",
+                                  "problem": "weights.safetensors is missing"}]
 
 
 def test_verify_rejects_a_results_file_with_an_invalid_spec(audited, tmp_path):
