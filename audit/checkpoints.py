@@ -55,17 +55,27 @@ def _kind_of(mode: int) -> str:
     return next((name for test, name in kinds if test(mode)), "a special file")
 
 
-def _require_file(path: Path, field: str) -> None:
+def regular_file_problem(path: Path) -> str | None:
+    """Why `path` cannot be read as a file ("not found", "is a folder, not a file", ...), or None."""
     try:
         mode = path.stat().st_mode
     except FileNotFoundError:
-        raise SalunInputError(f"{field}: checkpoint not found: {path}") from None
+        return "not found"
     except OSError as error:
-        raise SalunInputError(f"{field}: cannot read {path} ({error.strerror or error})") from None
+        return f"cannot be read ({error.strerror or error})"
     if stat.S_ISDIR(mode):
-        raise SalunInputError(f"{field}: {path} is a folder, not a file; name the checkpoint file in it")
+        return "is a folder, not a file"
     if not stat.S_ISREG(mode):
-        raise SalunInputError(f"{field}: {path} is not a regular file ({_kind_of(mode)})")
+        return f"is not a regular file ({_kind_of(mode)})"
+    return None
+
+
+def _require_file(path: Path, field: str) -> None:
+    problem = regular_file_problem(path)
+    if problem == "not found":
+        raise SalunInputError(f"{field}: checkpoint not found: {path}")
+    if problem is not None:
+        raise SalunInputError(f"{field}: {path} {problem}")
 
 
 def _first_line(error: object) -> str:
