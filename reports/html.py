@@ -7,10 +7,14 @@ from typing import Any
 
 from jinja2 import Environment, PackageLoader, StrictUndefined, UndefinedError, select_autoescape
 
-from audit.errors import SalunInputError
 from audit.store import write_text_atomic
-from reports.numbers import PERCENT, interval, summary
+from reports.numbers import PERCENT, interval, number, summary
 from reports.plots import epsilon_figure, histogram_figure, relearn_figure, roc_figure, sample_grid_figure
+from reports.text import rendering, xml_safe
+
+# what a results.json may lack, or hold as null, and the report still shows: each as if empty
+OPTIONAL_SECTIONS = {"mia": {}, "equivalence": {}, "relearn": {}, "backdoor": {}, "method": [], "limitations": [],
+                     "policy": {"rules": [], "default": False}, "verdict_reason": "", "created": "not recorded"}
 
 
 def _environment() -> Environment:
@@ -23,17 +27,22 @@ def _environment() -> Environment:
     )
     env.filters["summary"] = summary
     env.filters["interval"] = interval
+    env.filters["number"] = number
     env.globals.update(roc_figure=roc_figure, histogram_figure=histogram_figure, epsilon_figure=epsilon_figure,
                        relearn_figure=relearn_figure, sample_grid_figure=sample_grid_figure)
     return env
 
 
+def with_optional_sections(results: dict[str, Any]) -> dict[str, Any]:
+    return {**results, **{name: empty for name, empty in OPTIONAL_SECTIONS.items() if not results.get(name)}}
+
+
 def render_html(results: dict[str, Any]) -> str:
-    try:
-        return _environment().get_template("report.html.j2").render(r=results, percent_metrics=PERCENT)
-    except UndefinedError as error:
-        raise SalunInputError(f"results.json lacks what the report shows ({error}); it was written by another "
-                              f"salun version ({results.get('salun_version')}): rerun the audit") from None
+    """The report; characters that HTML and its inline SVG cannot hold become U+FFFD."""
+    with rendering(results, "report.html", UndefinedError):
+        page = _environment().get_template("report.html.j2").render(r=with_optional_sections(results),
+                                                                    percent_metrics=PERCENT)
+    return xml_safe(page)
 
 
 def write_html(results: dict[str, Any], path: Path) -> Path:

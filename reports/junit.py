@@ -9,20 +9,18 @@ hold at all are replaced by U+FFFD.
 
 from __future__ import annotations
 
-import re
 import xml.etree.ElementTree as ET
 from pathlib import Path
 from typing import Any
 
 from audit.store import write_text_atomic
-
-_ILLEGAL = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
+from reports.text import rendering, xml_safe
 
 
 def _text(value: Any) -> str:
     if isinstance(value, float):
         value = f"{value:.4g}"
-    return _ILLEGAL.sub("\ufffd", str(value))
+    return xml_safe(value)
 
 
 def _case(suite: ET.Element, classname: str, name: str, verdict: str, message: str, detail: str) -> None:
@@ -57,6 +55,11 @@ def _count(element: ET.Element) -> None:
 
 
 def render_junit(results: dict[str, Any]) -> str:
+    with rendering(results, "junit.xml"):
+        return _junit(results)
+
+
+def _junit(results: dict[str, Any]) -> str:
     root = ET.Element("testsuites", name=_text(f"salun: {results['spec']['audit']['name']}"))
     rows: dict[str, list[dict[str, Any]]] = {label: [] for label in results.get("method_verdicts", {})}
     for row in results.get("verdicts", []):

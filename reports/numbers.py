@@ -1,28 +1,41 @@
-"""How reports print numbers from results.json: percentages, mean ± std, intervals."""
+"""How reports print numbers from results.json: percentages, mean ± std, intervals.
+
+Anything that is not a number (None, a missing value, text) prints as "–"; nan and inf print
+as such, so a degenerate result is shown for what it is instead of stopping the report."""
 
 from __future__ import annotations
 
 from typing import Any
 
 PERCENT = ("UA", "RA", "TA", "MIA", "avg_gap")
+MISSING = "–"
 
 
-def number(value: float | None, percent: bool) -> str:
-    if value is None:
-        return "–"
-    return f"{100 * value:.2f}" if percent else f"{value:.3f}"
+def is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
-def summary(stats: dict[str, Any], percent: bool = True) -> str:
+def number(value: Any, percent: bool = False, digits: int | None = None) -> str:
+    """`value` with `digits` decimals (2 for a percentage, else 3), times 100 as a percentage."""
+    if not is_number(value):
+        return MISSING
+    digits = (2 if percent else 3) if digits is None else digits
+    return f"{100 * value if percent else value:.{digits}f}"
+
+
+def summary(stats: Any, percent: bool = True) -> str:
     """mean ± std."""
-    text = number(stats["mean"], percent)
-    if stats.get("std") is not None:
+    if not isinstance(stats, dict):
+        return MISSING
+    text = number(stats.get("mean"), percent)
+    if is_number(stats.get("std")):
         text += f" ± {number(stats['std'], percent)}"
     return text
 
 
-def interval(stats: dict[str, Any], percent: bool = True) -> str:
-    if not stats.get("ci95"):
+def interval(stats: Any, percent: bool = True) -> str:
+    bounds = stats.get("ci95") if isinstance(stats, dict) else None
+    if not isinstance(bounds, (list, tuple)) or len(bounds) != 2:
         return ""
-    low, high = stats["ci95"]
+    low, high = bounds
     return f"[{number(low, percent)}, {number(high, percent)}]"

@@ -4,15 +4,23 @@ Text stays text (no embedded fonts; only sample grids are raster, inlined as PNG
 script and no external file, so a report is one file that renders offline, on a phone and in print. The SVG carries no
 date, so a report renders the same every time, and its element ids are salted with the
 title and the data drawn, so two figures inlined in one page never share an id.
+
+Labels are drawn as typed: `$…$` is text, not mathtext. A figure whose data cannot be drawn
+(no finite value, nothing above zero on log axes, malformed lists) becomes one line that says
+so in its place, so a degenerate results.json still gives a whole report.
 """
 
 from __future__ import annotations
 
+import functools
 import hashlib
+import inspect
 import io
 import json
+import math
 import re
-from typing import Any
+import warnings
+from typing import Any, Callable
 
 import matplotlib
 import numpy as np
@@ -20,12 +28,59 @@ import numpy as np
 matplotlib.use("Agg")
 
 import matplotlib.pyplot as plt  # noqa: E402
-from markupsafe import Markup  # noqa: E402
+from markupsafe import Markup, escape  # noqa: E402
+
+from reports.numbers import is_number  # noqa: E402
+from reports.text import MALFORMED as MALFORMED_RESULTS  # noqa: E402
 
 ROC_ATTACKS = ("ulira", "lira_offline", "rmia_offline", "threshold_loss")  # drawn when present
 SIZE = (3.6, 2.7)  # inches
-STYLE = {"svg.fonttype": "none", "font.size": 8, "axes.titlesize": 9, "font.family": "sans-serif"}
+STYLE = {"svg.fonttype": "none", "font.size": 8, "axes.titlesize": 9, "font.family": "sans-serif",
+         "text.parse_math": False}
 MEMBERS, NONMEMBERS = "#d62728", "#1f77b4"
+MALFORMED = (*MALFORMED_RESULTS, ZeroDivisionError, OverflowError)
+
+
+class NotDrawable(ValueError):
+    """The figure's data holds nothing to draw; the message says why."""
+
+
+def not_drawn(title: str, reason: str) -> Markup:
+    """The line a report shows in place of a figure it could not draw."""
+    return Markup('<p class="not-drawn">') + escape(f"{title}: not drawn ({reason}).") + Markup("</p>")
+
+
+def drawn_or_noted(figure: Callable[..., Markup]) -> Callable[..., Markup]:
+    """`figure` as drawn, or, when its data cannot be drawn, the line that says why; the
+    figures it opened are closed either way. Missing glyphs fall back to a box, silently."""
+    signature = inspect.signature(figure)
+
+    @functools.wraps(figure)
+    def draw(*args: Any, **kwargs: Any) -> Markup:
+        title = str(signature.bind(*args, **kwargs).arguments.get("title", "figure"))
+        open_before = set(plt.get_fignums())
+        try:
+            with warnings.catch_warnings():
+                warnings.filterwarnings("ignore", message=r"Glyph .* missing from", category=UserWarning)
+                return figure(*args, **kwargs)
+        except NotDrawable as reason:
+            return not_drawn(title, str(reason))
+        except MALFORMED as error:
+            return not_drawn(title, f"its data in results.json is malformed: {type(error).__name__}: {error}")
+        finally:
+            for number in set(plt.get_fignums()) - open_before:
+                plt.close(number)
+
+    return draw
+
+
+def _real(value: Any) -> float:
+    """`value` as a float; nan for anything that is not a real number (None, text, lists)."""
+    return float(value) if is_number(value) else math.nan
+
+
+def _finite(values: Any) -> list[float]:
+    return [x for x in map(_real, values) if math.isfinite(x)]
 
 
 def _svg(fig, title: str, *data: Any) -> Markup:
@@ -53,31 +108,46 @@ def _axes(title: str):
     return fig, ax
 
 
+def _log_points(curve: dict[str, list]) -> list[tuple[float, float]]:
+    """The (FPR, TPR) points of a curve that log axes can show: both finite and above zero."""
+    pairs = zip(map(_real, curve["fpr"]), map(_real, curve["tpr"]))
+    return [(f, t) for f, t in pairs if math.isfinite(f) and math.isfinite(t) and f > 0 and t > 0]
+
+
+@drawn_or_noted
 def roc_figure(attacks: dict[str, dict[str, Any]], title: str) -> Markup:
     """Log-log ROC of each attack in ROC_ATTACKS that `attacks` (name -> summary) holds."""
+    curves = {name: _log_points(attacks[name]["roc"]["log"]) for name in ROC_ATTACKS if name in attacks}
+    if not any(curves.values()):
+        raise NotDrawable("no attack's ROC has a point with both rates above zero, which log axes need")
     with matplotlib.rc_context(STYLE):
         fig, ax = _axes(f"{title}: ROC")
         low = 1.0
-        for name in ROC_ATTACKS:
-            if name in attacks:
-                curve = attacks[name]["roc"]["log"]
-                points = [(f, t) for f, t in zip(curve["fpr"], curve["tpr"]) if f > 0 and t > 0]
-                if points:
-                    ax.plot(*zip(*points), label=name, linewidth=1.2)
-                    low = min(low, points[0][0])
+        for name, points in curves.items():
+            if points:
+                ax.plot(*zip(*points), label=name, linewidth=1.2)
+                low = min(low, points[0][0])
         ax.plot([low, 1], [low, 1], color="#999", linestyle="--", linewidth=0.8, label="chance")
         ax.set(xscale="log", yscale="log", xlabel="false-positive rate", ylabel="true-positive rate")
         ax.legend(loc="lower right", fontsize=7)
         return _svg(fig, f"{title}: ROC", {name: attacks[name]["roc"]["log"] for name in ROC_ATTACKS if name in attacks})
 
 
+@drawn_or_noted
 def histogram_figure(histogram: dict[str, list], title: str) -> Markup:
     """Member and non-member score counts on the stored bins, each as a share of its total."""
+    edges = [_real(e) for e in histogram["edges"]]
+    groups = [([_real(c) for c in histogram[key]], colour, label)
+              for key, colour, label in (("members", MEMBERS, "members"), ("nonmembers", NONMEMBERS, "non-members"))]
+    if len(edges) < 2 or not all(math.isfinite(e) for e in edges) or any(b <= a for a, b in zip(edges, edges[1:])):
+        raise NotDrawable("its bin edges are not an increasing list of finite numbers")
+    if any(len(counts) != len(edges) - 1 or not all(math.isfinite(c) for c in counts) for counts, _, _ in groups):
+        raise NotDrawable("its counts do not match its bins")
+    if not any(sum(counts) for counts, _, _ in groups):
+        raise NotDrawable("no score falls in its bins")
     with matplotlib.rc_context(STYLE):
         fig, ax = _axes(title)
-        edges = histogram["edges"]
-        for counts, colour, label in ((histogram["members"], MEMBERS, "members"),
-                                      (histogram["nonmembers"], NONMEMBERS, "non-members")):
+        for counts, colour, label in groups:
             total = max(sum(counts), 1)
             ax.stairs([c / total for c in counts], edges, fill=True, alpha=0.45, color=colour, label=label)
         ax.set(xlabel="membership score", ylabel="share of examples")
@@ -85,32 +155,48 @@ def histogram_figure(histogram: dict[str, list], title: str) -> Markup:
         return _svg(fig, title, histogram)
 
 
+@drawn_or_noted
 def epsilon_figure(eps: list[float], floor: float, resolution: float, title: str) -> Markup:
     """The per-example ε over the forget set, with the floor of populations drawn alike and ln(N − 1)."""
+    values = [e for e in map(_real, eps) if not math.isnan(e)]
+    if not values:
+        raise NotDrawable("no forget example has a per-example ε")
+    marks = [(x, colour, style, label) for x, colour, style, label in (
+        (_real(floor), NONMEMBERS, "--", f"alike populations {_real(floor):.2f}"),
+        (_real(resolution), MEMBERS, ":", f"ln(N − 1) = {_real(resolution):.2f}")) if math.isfinite(x)]
     with matplotlib.rc_context(STYLE):
         fig, ax = _axes(title)
-        top = max(resolution, floor) + 1.0
-        finite = [min(e, top - 1e-9) for e in eps]  # the cap (50) and anything past ln(N − 1) + 1 fall in the last bin
+        top = max([x for x, *_ in marks] + [0.0]) + 1.0
+        # the cap (50) and anything past ln(N − 1) + 1 fall in the last bin
+        finite = [min(e, top - 1e-9) for e in values]
         ax.hist(finite, bins=30, range=(0, top), color="#555", alpha=0.8)
-        ax.axvline(floor, color=NONMEMBERS, linestyle="--", linewidth=1, label=f"alike populations {floor:.2f}")
-        ax.axvline(resolution, color=MEMBERS, linestyle=":", linewidth=1, label=f"ln(N − 1) = {resolution:.2f}")
+        for x, colour, style, label in marks:
+            ax.axvline(x, color=colour, linestyle=style, linewidth=1, label=label)
         ax.set(xlabel="per-example ε (last bin: at or above)", ylabel="forget examples")
-        ax.legend(fontsize=7)
+        if marks:
+            ax.legend(fontsize=7)
         return _svg(fig, title, eps, floor, resolution)
 
 
+@drawn_or_noted
 def relearn_figure(steps: list[int], attacked: list[dict], reference: list[dict], title: str,
                    measure: str = "forget accuracy") -> Markup:
     """`measure` (a fraction, drawn in %) along the relearning attack: the method's models against
     the reference retrains under the same attack, each a mean over seeds with its 95 % interval."""
+    steps = [_real(step) for step in steps]
+    curves = ((attacked, MEMBERS, "unlearned, attacked"), (reference, NONMEMBERS, "retrained, attacked"))
+    if not _finite(steps) or any(len(curve) != len(steps) for curve, _, _ in curves):
+        raise NotDrawable("its steps are missing or do not match its curves")
+    if not any(_finite(c["mean"] for c in curve) for curve, _, _ in curves):
+        raise NotDrawable("no step has a finite mean")
     with matplotlib.rc_context(STYLE):
         fig, ax = _axes(title)
-        for curve, colour, label in ((attacked, MEMBERS, "unlearned, attacked"),
-                                     (reference, NONMEMBERS, "retrained, attacked")):
-            ax.plot(steps, [100 * c["mean"] for c in curve], color=colour, marker="o", markersize=3, label=label)
+        for curve, colour, label in curves:
+            ax.plot(steps, [100 * _real(c["mean"]) for c in curve], color=colour, marker="o", markersize=3,
+                    label=label)
             if all(c["ci95"] for c in curve):
-                ax.fill_between(steps, [100 * c["ci95"][0] for c in curve], [100 * c["ci95"][1] for c in curve],
-                                color=colour, alpha=0.15, linewidth=0)
+                ax.fill_between(steps, [100 * _real(c["ci95"][0]) for c in curve],
+                                [100 * _real(c["ci95"][1]) for c in curve], color=colour, alpha=0.15, linewidth=0)
         ax.set(xlabel="fine-tuning steps on retain data", ylabel=f"{measure} (%)", ylim=(-2, 102))
         ax.legend(fontsize=7)
         return _svg(fig, title, steps, attacked, reference, measure)
@@ -131,8 +217,11 @@ def _mosaic(rows: list[list], low: float, high: float) -> np.ndarray:
     return out[..., 0] if channels == 1 else out
 
 
+@drawn_or_noted
 def sample_grid_figure(rows: list[list], pixel_range: list[float], row_labels: list[str], title: str) -> Markup:
     """Generated images, one row per label (a class), drawn in the data's own pixel range."""
+    if not any(len(row) for row in rows):
+        raise NotDrawable("no sample to show")
     with matplotlib.rc_context(STYLE):
         mosaic = _mosaic(rows, *pixel_range)
         fig, ax = plt.subplots(figsize=(0.3 * mosaic.shape[1] / (mosaic.shape[0] / len(rows)) + 0.8,

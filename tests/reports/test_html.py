@@ -47,10 +47,15 @@ def test_salun_report_re_renders_from_results_json(cli, results, tmp_path):
     assert (tmp_path / "pj" / "report.pdf").read_bytes()[:5] == b"%PDF-"
     code, _, err = cli("report", str(tmp_path / "results.json"), "--format", "html,docx")
     assert code == 2 and "unknown format(s) ['docx']" in err
-    older = {k: v for k, v in json.loads(dumps(results)).items() if k != "limitations"}
+    older = {k: v for k, v in json.loads(dumps(results)).items() if k != "metrics"}
     (tmp_path / "older.json").write_text(json.dumps(older))
     code, _, err = cli("report", str(tmp_path / "older.json"), "--out", str(tmp_path / "older"))
-    assert code == 2 and "results.json lacks what the report shows" in err and "limitations" in err
+    assert code == 2 and "older.json: results.json lacks its 'metrics' section" in err
+    older = json.loads(dumps(results))
+    del older["scope"]["forget_digest"]
+    (tmp_path / "older.json").write_text(json.dumps(older))
+    code, _, err = cli("report", str(tmp_path / "older.json"), "--out", str(tmp_path / "older"))
+    assert code == 2 and "report.html: results.json lacks what the report shows" in err and "forget_digest" in err
     (tmp_path / "bad.json").write_text("{}")
     code, _, err = cli("report", str(tmp_path / "bad.json"))
     assert code == 2 and "expected schema salun.results/1" in err
