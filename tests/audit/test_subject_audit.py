@@ -50,18 +50,27 @@ def subject_config(folder, original, unlearned, **overrides):
     return config
 
 
+def write_forget_request(folder):
+    """60 random pool points as dataset indices in folder/forget.txt: (the data, their pool positions)."""
+    data = prepare_data(spec_from_dict(small_config(forget={"kind": "random", "fraction": 0.05})))
+    forget = np.random.default_rng(0).choice(len(data.pool), 60, replace=False)
+    (folder / "forget.txt").write_text("\n".join(str(int(i)) for i in data.pool_index[forget]) + "\n")
+    return data, forget
+
+
+def new_mlp(data, seed, hidden=HIDDEN):
+    return build_model("mlp", {"hidden": hidden}, data.input_shape, data.num_classes,
+                       torch.Generator().manual_seed(seed), torch.device("cpu"))
+
+
 @pytest.fixture(scope="module")
 def outside(tmp_path_factory):
     """An original trained and a copy fine-tuned on the retain set, both with plain PyTorch, and
     the forget request as dataset indices."""
     folder = tmp_path_factory.mktemp("outside")
-    probe = spec_from_dict(small_config(forget={"kind": "random", "fraction": 0.05}))
-    data = prepare_data(probe)
-    forget = np.random.default_rng(0).choice(len(data.pool), 60, replace=False)
-    (folder / "forget.txt").write_text("\n".join(str(int(i)) for i in data.pool_index[forget]) + "\n")
+    data, forget = write_forget_request(folder)
     retain = np.setdiff1d(np.arange(len(data.pool)), forget)
-    model = build_model("mlp", {"hidden": HIDDEN}, data.input_shape, data.num_classes, torch.Generator().manual_seed(7),
-                        torch.device("cpu"))
+    model = new_mlp(data, seed=7)
     plain_training(model, data.pool.x, data.pool.y, 20, seed=7)
     save_file(model.state_dict(), str(folder / "original.safetensors"))
     plain_training(model, data.pool.x[retain], data.pool.y[retain], 5, seed=8)
@@ -122,7 +131,7 @@ def test_a_checkpoint_that_would_run_code_is_refused_and_nothing_runs(outside, t
 
 def test_a_checkpoint_of_another_shape_names_the_parameter(outside, tmp_path):
     data = prepare_data(spec_from_dict(small_config()))
-    other = build_model("mlp", {"hidden": [16]}, data.input_shape, data.num_classes, torch.Generator(), torch.device("cpu"))
+    other = new_mlp(data, seed=0, hidden=[16])
     torch.save(other.state_dict(), tmp_path / "narrow.pt")
     config = subject_config(outside, outside / "original.safetensors", tmp_path / "narrow.pt")
     config["audit"]["store"] = str(tmp_path / "store")
