@@ -99,21 +99,27 @@ def auc_intervals(scores: np.ndarray, is_member: np.ndarray, units: Units, rng: 
     for name in ("models", "examples"):
         dense, strata = _strata(getattr(units, name), is_member)
         factors[name] = (dense, strata, int(dense.max()) + 1)
+    positive_cells, negative_cells = np.flatnonzero(is_member), np.flatnonzero(~is_member)[order]
     rngs = dict(zip(("both", "examples", "models"), rng.spawn(3)))
     chunk = max(1, _CELLS_PER_CHUNK // len(scores))
+
+    def side_weights(which: tuple[str, ...], counts: dict[str, np.ndarray], cells: np.ndarray) -> np.ndarray:
+        weight = None
+        for name in which:
+            dense = factors[name][0]
+            factor = counts[name][:, dense[cells]]
+            weight = factor if weight is None else weight * factor
+        return weight
 
     def bootstrap(which: tuple[str, ...], stream: np.random.Generator) -> np.ndarray:
         values = []
         for start in range(0, resamples, chunk):
             draws = min(chunk, resamples - start)
-            weight = np.ones((draws, len(scores)))
-            for name in which:
-                dense, strata, size = factors[name]
-                weight *= _multiplicities(strata, size, draws, stream)[:, dense]
-            w_pos, w_neg = weight[:, is_member], weight[:, ~is_member][:, order]
-            cumulative = np.concatenate([np.zeros((draws, 1)), np.cumsum(w_neg, axis=1)], axis=1)
-            below, upto = cumulative[:, left], cumulative[:, right]
-            wins = (w_pos * (below + upto) / 2).sum(axis=1)
+            counts = {name: _multiplicities(factors[name][1], factors[name][2], draws, stream) for name in which}
+            w_pos, w_neg = side_weights(which, counts, positive_cells), side_weights(which, counts, negative_cells)
+            cumulative = np.zeros((draws, len(negative_cells) + 1))
+            np.cumsum(w_neg, axis=1, out=cumulative[:, 1:])
+            wins = np.einsum("ij,ij->i", w_pos, cumulative[:, left] + cumulative[:, right]) / 2
             with np.errstate(invalid="ignore", divide="ignore"):
                 values.append(wins / (w_pos.sum(axis=1) * cumulative[:, -1]))
         return np.concatenate(values)
