@@ -51,6 +51,7 @@ def run_audit(
         spec.audit.name, len(plan.jobs), len(plan.seeds), ", ".join(spec.unlearners), resolved, store.root,
     )
     execute(plan.jobs, spec, store, workers, Progress(len(plan.jobs), enabled=show_progress))
+    _record_use(store, spec, plan.jobs)
     if spec.attacks.run:
         log.info("scoring membership inference: %s on %d targets, %d bootstrap resamples each",
                  ", ".join(spec.attacks.run), 2 + len(plan.unlearned), spec.attacks.bootstrap)
@@ -62,6 +63,15 @@ def run_audit(
     written = [out / "results.json"] + write_reports(results, out, spec.audit.reports)
     log.info("wrote %s", ", ".join(str(path) for path in written))
     return results
+
+
+def _record_use(store: Store, spec: Spec, jobs: list) -> None:
+    """Tell `salun store gc` which artifacts this audit needs; a read-only store cannot be told."""
+    try:
+        store.record_use(f"{spec.audit.name}-{spec.digest()[:16]}", [job.key for job in jobs])
+    except OSError as error:
+        log.warning("could not record this audit's artifacts in %s (%s): `salun store gc` may remove them",
+                    store.root, error.strerror or error)
 
 
 def write_reports(results: dict[str, Any], out: Path, formats: tuple[str, ...],

@@ -181,6 +181,7 @@ def test_a_read_only_store_is_refused_when_jobs_are_needed_and_used_when_none_ar
 
         _remount(store, "rw")
         assert _audit(tmp_path, store, tmp_path / "first").returncode == 0
+        assert len(list((store / "audits").glob("*.json"))) == 1, "the audit records what `store gc` must keep"
         _remount(store, "ro")
         cached = _audit(tmp_path, store, tmp_path / "second")
     assert cached.returncode == 0, cached.stderr
