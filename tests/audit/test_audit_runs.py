@@ -98,7 +98,7 @@ def test_a_killed_audit_resumes_from_every_finished_job(reference, tmp_path, mon
 def test_a_diverging_method_fails_with_its_reason_instead_of_crashing(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     config = small_config(audit={"seeds": 2, "store": "s"},
-                          unlearners={"identity": {}, "grad_ascent": {"lr": 1e6, "epochs": 3}})
+                          unlearners={"identity": {}, "grad_ascent": {"lr": 100.0, "epochs": 3}})
     results = run_audit(load_spec(write_toml(tmp_path / "a.toml", config)), "out", show_progress=False)
     failures = results["metrics"]["grad_ascent"]["failures"]
     assert [f["seed"] for f in failures] == [0, 1]
