@@ -1,7 +1,7 @@
 """The `salun` command.
 
 Exit codes: 0 pass, 1 a gate failed (or `verify` found a difference), 2 bad input,
-3 inconclusive (with --gate).
+3 inconclusive (with --gate), 4 an internal error (its traceback saved to a file), 130 interrupted.
 """
 
 from __future__ import annotations
@@ -9,13 +9,17 @@ from __future__ import annotations
 import argparse
 import logging
 import shlex
+import signal
 import sys
+import tempfile
+import threading
+import traceback
 from pathlib import Path
 
 from audit import __version__
 from audit.errors import SalunInputError
 
-EXIT_PASS, EXIT_FAIL, EXIT_INPUT, EXIT_INCONCLUSIVE = 0, 1, 2, 3
+EXIT_PASS, EXIT_FAIL, EXIT_INPUT, EXIT_INCONCLUSIVE, EXIT_INTERNAL, EXIT_INTERRUPTED = 0, 1, 2, 3, 4, 130
 REPORT_FILES = ("results.json", "report.html", "report.pdf", "junit.xml", "report.md")
 GATE_EXIT = {"PASS": EXIT_PASS, "FAIL": EXIT_FAIL, "INCONCLUSIVE": EXIT_INCONCLUSIVE}
 REPORT_FORMATS = ("html", "pdf", "junit", "markdown")
@@ -256,7 +260,32 @@ COMMANDS = {"audit": _audit, "validate": _validate, "list": _list, "check-plugin
             "report": _report, "verify": _verify, "store": _store}
 
 
+def _interrupt(signum, frame) -> None:
+    raise KeyboardInterrupt
+
+
+def _save_traceback() -> str:
+    """The traceback of the exception being handled, in a file whose path the one-line message gives."""
+    try:
+        descriptor, path = tempfile.mkstemp(prefix="salun-crash-", suffix=".txt")
+        with open(descriptor, "w", encoding="utf-8") as handle:
+            handle.write(" ".join(["salun", *sys.argv[1:]]) + "\n\n" + traceback.format_exc())
+    except OSError as error:
+        return f"nowhere: the temporary folder refused it ({error.strerror or error})"
+    return path
+
+
 def main(argv: list[str] | None = None) -> int:
+    if threading.current_thread() is not threading.main_thread():
+        return _main(argv)
+    previous = signal.signal(signal.SIGTERM, _interrupt)  # a job runner's cancel stops the pool like Ctrl-C
+    try:
+        return _main(argv)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _main(argv: list[str] | None) -> int:
     try:
         args = _parser().parse_args(argv)
         logging.basicConfig(
@@ -271,7 +300,12 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_INPUT
     except KeyboardInterrupt:
         print("salun: interrupted; finished jobs are kept in the store and a rerun resumes", file=sys.stderr)
-        return 130
+        return EXIT_INTERRUPTED
+    except Exception as error:  # a bug: one line for the user, the traceback for the report
+        where = _save_traceback()
+        print(f"salun: internal error: {type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''} "
+              f"(the traceback is in {where}; please report it)", file=sys.stderr)
+        return EXIT_INTERNAL
 
 
 if __name__ == "__main__":

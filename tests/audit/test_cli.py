@@ -94,3 +94,19 @@ def test_gate_exits_with_the_policy_verdict(cli, tmp_path, rule, code, verdict):
     results = json.loads((tmp_path / "salun-report" / "results.json").read_text())
     assert results["verdict"] == verdict and results["policy"]["rules"] == [rule]
     assert cli("audit", str(path), cwd=tmp_path)[0] == 0  # without --gate the verdict does not set the exit code
+
+
+def test_an_internal_error_is_one_line_with_the_traceback_saved(cli, monkeypatch):
+    from audit import cli as cli_module
+
+    def broken(args):
+        raise ZeroDivisionError("a bug")
+
+    monkeypatch.setitem(cli_module.COMMANDS, "list", broken)
+    code, _, err = cli("list")
+    assert code == 4
+    [line] = err.strip().splitlines()
+    assert line.startswith("salun: internal error: ZeroDivisionError: a bug (the traceback is in ")
+    saved = Path(line.split("the traceback is in ")[1].split(";")[0])
+    assert "raise ZeroDivisionError" in saved.read_text()
+    saved.unlink()

@@ -81,12 +81,16 @@ def test_workers_die_within_seconds_of_their_parent_being_killed(tmp_path):
             os.killpg(process.pid, signal.SIGKILL)
 
 
-def test_ctrl_c_stops_every_process_promptly_with_one_line(tmp_path):
+@pytest.mark.parametrize("stop", ["ctrl-c", "sigterm"])
+def test_an_interrupt_stops_every_process_promptly_with_one_line(tmp_path, stop):
     process = _start(tmp_path, "--workers", "2")
     try:
         descendants = _wait_for_workers(process, tmp_path / ".salun-store")
         started = time.time()
-        os.killpg(process.pid, signal.SIGINT)  # what a terminal sends on Ctrl-C
+        if stop == "ctrl-c":
+            os.killpg(process.pid, signal.SIGINT)  # a terminal signals the whole process group
+        else:
+            os.kill(process.pid, signal.SIGTERM)  # a job runner's cancel signals the command alone
         _, stderr = process.communicate(timeout=30)
         assert time.time() - started < 10
         assert process.returncode == 130
