@@ -18,7 +18,7 @@ from audit.spec import Spec
 from audit.store import Store
 from audit.training import resolve_device
 from audit.writable import require_writable, writing
-from reports.html import write_html
+from reports.html import render_html, write_html
 from reports.junit import write_junit
 from reports.markdown import write_markdown
 from reports.pdf import PdfUnavailable, write_pdf
@@ -80,12 +80,13 @@ def write_reports(results: dict[str, Any], out: Path, formats: tuple[str, ...],
     others are written and the error says what to install (a warning unless `pdf_required`)."""
     writers = {"html": (write_html, "report.html"), "junit": (write_junit, "junit.xml"),
                "markdown": (write_markdown, "report.md"), "pdf": (write_pdf, "report.pdf")}
+    page = {"page": render_html(results)} if {"html", "pdf"} <= set(formats) else {}  # drawn once for both
     written = []
     for name in sorted(formats, key=lambda f: f == "pdf"):
         writer, filename = writers[name]
         try:
             with writing("--out", out / filename, "results.json is kept: `salun report` writes the reports again"):
-                written.append(writer(results, out / filename))
+                written.append(writer(results, out / filename, **(page if name in ("html", "pdf") else {})))
         except PdfUnavailable as error:
             if pdf_required:
                 raise

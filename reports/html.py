@@ -45,6 +45,7 @@ def render_html(results: dict[str, Any]) -> str:
     return xml_safe(page)
 
 
-def write_html(results: dict[str, Any], path: Path) -> Path:
-    write_text_atomic(path, render_html(results))
+def write_html(results: dict[str, Any], path: Path, page: str | None = None) -> Path:
+    """`page`: the report already rendered from `results`, when the PDF needs it too."""
+    write_text_atomic(path, render_html(results) if page is None else page)
     return path

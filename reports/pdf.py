@@ -35,11 +35,12 @@ def _weasyprint():
     return weasyprint
 
 
-def render_pdf(results: dict[str, Any]) -> bytes:
+def render_pdf(results: dict[str, Any], page: str | None = None) -> bytes:
+    """`page`: the HTML report already rendered from `results`, if there is one."""
     weasyprint = _weasyprint()
-    return weasyprint.HTML(string=render_html(results)).write_pdf()
+    return weasyprint.HTML(string=render_html(results) if page is None else page).write_pdf()
 
 
-def write_pdf(results: dict[str, Any], path: Path) -> Path:
-    write_bytes_atomic(path, render_pdf(results))
+def write_pdf(results: dict[str, Any], path: Path, page: str | None = None) -> Path:
+    write_bytes_atomic(path, render_pdf(results, page))
     return path
