@@ -121,7 +121,9 @@ def _remount(path: Path, options: str) -> None:
 
 
 def _audit(folder: Path, store: Path, out: Path) -> subprocess.CompletedProcess:
-    config = small_config(audit={"seeds": 2, "store": str(store)})
+    """The smallest whole audit: two seeds, a short recipe, one method, one rule."""
+    config = small_config(audit={"seeds": 2, "store": str(store)}, train={"epochs": 2}, unlearners={"identity": {}},
+                          policy={"rules": ["metrics.RA >= 0.1"]})
     write_toml(folder / "audit.toml", config)
     return subprocess.run([sys.executable, "-m", "audit.cli", "-q", "audit", "audit.toml", "--out", str(out)],
                           cwd=folder, capture_output=True, text=True, timeout=300)

@@ -34,8 +34,9 @@ def test_fit_learns_digits_and_is_repeatable(tmp_path):
 
 
 def test_a_diverging_recipe_raises_diverged(tmp_path):
-    spec = small_spec(tmp_path, train={"lr": 1e12, "momentum": 0.0, "epochs": 3, "schedule": "constant"})
+    spec = small_spec(tmp_path, train={"momentum": 0.0, "epochs": 3, "schedule": "constant"})
+    recipe = spec.train.model_copy(update={"lr": 1e12})  # past the spec's range, which exists to prevent this
     data = prepare_data(spec)
     model = new_model(spec, data, torch_generator("init"), torch.device("cpu"))
     with pytest.raises(Diverged):
-        fit(model, data.pool, spec.train, torch_generator("order"))
+        fit(model, data.pool, recipe, torch_generator("order"))
