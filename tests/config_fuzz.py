@@ -196,6 +196,11 @@ def classify(code: int | None, stderr: str, config: Path) -> str:
     return TRACEBACK if "Traceback (most recent call last)" in stderr else OTHER
 
 
+def padded_rule_config(padding: int) -> str:
+    """A valid config whose one policy rule has `padding` spaces on each side."""
+    return f'[policy]\nrules = ["{" " * padding}mia.ulira.auc <= 0.55{" " * padding}"]\n[unlearners.identity]\n'
+
+
 def outcome(text: str, config: Path) -> tuple[str, str]:
     """(kind, stderr) of `salun validate` on `text`, run in this process."""
     config.write_text(text, encoding="utf-8")

@@ -4,7 +4,6 @@ line naming the field or the file; never a traceback, never a hang."""
 import math
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -15,7 +14,7 @@ from audit.params import keyword_parameters
 from audit.registry import MODELS, UNLEARNERS
 from audit.spec import Spec, canonical_json, spec_from_dict
 from audit.spec_sections import Section
-from config_fuzz import (DEFAULT, HOSTILE_VALUES, REJECTED, SECTIONS, VALID, Deep, config_texts, mutated_defaults,
+from config_fuzz import (DEFAULT, padded_rule_config, HOSTILE_VALUES, REJECTED, SECTIONS, VALID, Deep, config_texts, mutated_defaults,
                          outcome, random_documents, replaced, to_toml, validated)
 
 SALUN = Path(sys.executable).parent / "salun"
@@ -150,13 +149,10 @@ def test_repeated_report_formats_are_folded(config):
     assert spec.audit.reports == ("html", "junit")
 
 
-def test_a_padded_rule_of_1_mb_validates_in_under_a_second_or_so(config):
-    text = f'[policy]\nrules = ["{" " * 1_000_000}mia.ulira.auc <= 0.55{" " * 1_000_000}"]\n[unlearners.identity]\n'
-    started = time.perf_counter()
-    kind, stderr = outcome(text, config)
-    elapsed = time.perf_counter() - started
+@pytest.mark.timeout(60)  # a hang guard only: benchmarks/fuzz_configs.py --padded-rule measures the time
+def test_a_padded_rule_of_1_mb_validates(config):
+    kind, stderr = outcome(padded_rule_config(1_000_000), config)
     assert kind == VALID, stderr
-    assert elapsed < 5, f"{elapsed:.2f} s: rule parsing is no longer linear"
 
 
 def run_salun(*args: str, timeout: float = 60) -> subprocess.CompletedProcess:
