@@ -9,7 +9,7 @@ never saw the trigger; if not, ~ Bin(n, p), p the backdoor rate of a model that 
 P[Bin(n, q) >= t] <= alpha; the test's power is 1 - P[Bin(n, p) < t].
 
 The caller passes a conservative base rate, an upper confidence bound from the retrained
-models' triggered queries (`audit.stats.clopper_pearson_upper(k, n, alpha)`), and the backdoor
+models' triggered queries (`audit.stats.basics.clopper_pearson_upper(k, n, alpha)`), and the backdoor
 rate estimated from the original models' queries.
 """
 

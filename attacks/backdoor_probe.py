@@ -12,9 +12,9 @@ from __future__ import annotations
 from typing import Any
 
 from attacks.backdoor import athena_test
-from audit.observe import StoredObservations
-from audit.plan import Plan
-from audit.stats import clopper_pearson_upper
+from audit.engine.observe import StoredObservations
+from audit.engine.job import Plan
+from audit.stats.basics import clopper_pearson_upper
 
 VERSION = "1"
 

@@ -26,13 +26,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from attacks.mia.signals import logit_scaled_confidence
-from audit import metrics
-from audit.data import Subset
-from audit.ddpm import NoiseSchedule, denoising_loss, sample
-from audit.generation_metrics import judge_outputs
-from audit.observe import predict_logits
-from audit.training import descend, endless_batches
+from audit.stats.signals import logit_scaled_confidence
+from audit.tasks.classification import metrics
+from audit.core.contracts import Subset
+from audit.nn.ddpm import NoiseSchedule, denoising_loss, sample
+from audit.tasks.generation.metrics import judge_outputs
+from audit.engine.observe import predict_logits
+from audit.nn.training import descend, endless_batches
 
 VERSION = "1"
 
@@ -96,7 +96,7 @@ def generation_relearn_curve(denoiser: nn.Module, schedule: NoiseSchedule, aux: 
                              clip: tuple[float, float] | None = None) -> tuple[dict[str, list[float]], torch.Tensor]:
     """DiMRA: fine-tune a copy of the generator with the plain denoising loss on `aux` (nothing
     of the forgotten class), and at each budget in `steps` generate `samples` images for the
-    forgotten class (`clip`: the data's range, as `audit.ddpm.sample` takes it); the judge's
+    forgotten class (`clip`: the data's range, as `audit.nn.ddpm.sample` takes it); the judge's
     share of them in that class is the generation rate. Returns the curve and the images of
     the last checkpoint."""
     attacked = copy.deepcopy(denoiser)

@@ -9,10 +9,10 @@ import numpy as np
 
 from attacks import relearn_stats
 from attacks.relearn import VERSION, checkpoint_steps
-from audit.plan import Plan
-from audit.spec import Spec
-from audit.stats import summarize
-from audit.store import Store
+from audit.engine.job import Plan
+from audit.config.spec import Spec
+from audit.stats.basics import summarize
+from audit.engine.store import Store
 
 REFERENCE = "retrain (reference)"
 CURVES = {  # per task: the measure recovery is computed on, then the curves reported beside it

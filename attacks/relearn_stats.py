@@ -5,7 +5,7 @@ are fine-tuned under the same attack, and forget-set accuracy is recorded at che
 b_0 = 0 < ... < b_C. `recovery_curves` summarises the curves, the recovery at the full budget
 and whether the unlearned curve lies above the retrained one; `relearn_time` compares the
 steps few-shot relearning needs. Every output is JSON-serialisable; intervals come from
-`audit.stats.summarize`.
+`audit.stats.basics.summarize`.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import math
 import numpy as np
 from scipy import stats
 
-from audit.stats import summarize
+from audit.stats.basics import summarize
 
 
 def _p(value) -> float | None:

@@ -17,7 +17,7 @@ import traceback
 from pathlib import Path
 
 from audit import __version__
-from audit.errors import SalunInputError
+from audit.core.errors import SalunInputError
 
 EXIT_PASS, EXIT_FAIL, EXIT_INPUT, EXIT_INCONCLUSIVE, EXIT_INTERNAL, EXIT_INTERRUPTED = 0, 1, 2, 3, 4, 130
 REPORT_FILES = ("results.json", "report.html", "report.pdf", "junit.xml", "report.md")
@@ -100,7 +100,7 @@ def _add_store_commands(commands: argparse._SubParsersAction) -> None:
 
 
 def _load(config: str | None):
-    from audit.spec import default_spec, load_spec
+    from audit.config.spec import default_spec, load_spec
 
     return default_spec() if config is None else load_spec(config)
 
@@ -126,7 +126,7 @@ def _validate(args: argparse.Namespace) -> int:
 
 
 def _list(args: argparse.Namespace) -> int:
-    from audit.registry import ALL, summary_of
+    from audit.core.registry import ALL, summary_of
 
     for registry in ALL:
         print(f"{registry.kind}s (entry-point group {registry.group}):")
@@ -142,7 +142,7 @@ def _list(args: argparse.Namespace) -> int:
 
 
 def _check_plugin(args: argparse.Namespace) -> int:
-    from audit.registry import GENERATION_UNLEARNERS, UNLEARNERS
+    from audit.core.registry import GENERATION_UNLEARNERS, UNLEARNERS
     from unlearners.checks import check_unlearner
 
     registry = GENERATION_UNLEARNERS if args.generation else UNLEARNERS
@@ -154,7 +154,7 @@ def _check_plugin(args: argparse.Namespace) -> int:
 
 
 def _init(args: argparse.Namespace) -> int:
-    from audit.spec import default_spec_text
+    from audit.config.spec import default_spec_text
 
     path = Path(args.path)
     if path.exists() and not args.force:
@@ -166,7 +166,7 @@ def _init(args: argparse.Namespace) -> int:
 
 def _report(args: argparse.Namespace) -> int:
     from audit.pipeline import write_reports
-    from audit.results import load_results
+    from audit.tasks.classification.results import load_results
 
     formats = [f.strip() for f in args.format.split(",") if f.strip()]
     unknown = [f for f in formats if f not in REPORT_FORMATS]
@@ -208,7 +208,7 @@ def _verify(args: argparse.Namespace) -> int:
 
 
 def _store_folder(args: argparse.Namespace) -> Path:
-    from audit.spec_sections import AuditSection
+    from audit.config.sections import AuditSection
 
     if args.dir and args.store and Path(args.dir) != Path(args.store):
         raise SalunInputError(f"store {args.action}: two stores given ({args.dir} and --store {args.store}); name one")
@@ -221,7 +221,7 @@ def _store(args: argparse.Namespace) -> int:
 
 
 def _store_check(root: Path, repair_damaged: bool) -> int:
-    from audit.store_maintenance import check_store, repair
+    from audit.engine.store_maintenance import check_store, repair
 
     report = check_store(root)
     print(f"store {root}: {report.intact} intact, {len(report.corrupt)} corrupt, {len(report.legacy)} without "
@@ -242,7 +242,7 @@ def _store_check(root: Path, repair_damaged: bool) -> int:
 
 
 def _store_gc(root: Path, args: argparse.Namespace) -> int:
-    from audit.store_maintenance import collect, describe_size, plan_gc
+    from audit.engine.store_maintenance import collect, describe_size, plan_gc
 
     report = plan_gc(root, args.keep_days, args.all_unreferenced)
     if not args.dry_run:

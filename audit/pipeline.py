@@ -6,18 +6,18 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from audit.data import prepare_data
-from audit.execute import execute
-from audit.generation_plan import build_generation_plan
-from audit.generation_results import build_generation_results
-from audit.plan import build_plan
-from audit.progress import Progress
-from audit.registry import allow_plugins
-from audit.results import build_results, load_results, write_results
-from audit.spec import Spec
-from audit.store import Store
-from audit.training import resolve_device
-from audit.writable import require_writable, writing
+from audit.data.datasets import prepare_data
+from audit.engine.execute import execute
+from audit.tasks.generation.plan import build_generation_plan
+from audit.tasks.generation.results import build_generation_results
+from audit.tasks.classification.plan import build_plan
+from audit.engine.progress import Progress
+from audit.core.registry import allow_plugins
+from audit.tasks.classification.results import build_results, load_results, write_results
+from audit.config.spec import Spec
+from audit.engine.store import Store
+from audit.nn.training import resolve_device
+from audit.engine.writable import require_writable, writing
 from reports.html import render_html, write_html
 from reports.junit import write_junit
 from reports.markdown import write_markdown

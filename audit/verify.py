@@ -6,7 +6,7 @@ bit-identical; on a GPU, nondeterministic kernels (atomic adds in cuDNN/cuBLAS r
 the last digits, and the comparison allows GPU_RTOL and GPU_ATOL.
 
 Left out of the comparison, because they differ between two honest runs:
-- wall-clock keys anywhere ("created", "runtime_s", "wall_time_s": audit.results.TIMING_KEYS);
+- wall-clock keys anywhere ("created", "runtime_s", "wall_time_s": audit.tasks.classification.results.TIMING_KEYS);
 - manifest.command (how the run was started, not what it computed);
 - manifest.environment keys that describe the machine rather than the computation
   (MACHINE_KEYS: python, torch, numpy and CUDA versions, platform, GPU model); "device" and
@@ -29,12 +29,12 @@ from typing import Any
 
 import torch
 
-from audit.errors import SalunInputError
+from audit.core.errors import SalunInputError
 from audit.pipeline import run_audit
-from audit.results import load_results, without_timings
-from audit.spec import spec_from_dict
-from audit.store import OBJECTS, CorruptArtifact
-from audit.store_maintenance import check_store
+from audit.tasks.classification.results import load_results, without_timings
+from audit.config.spec import spec_from_dict
+from audit.engine.store import OBJECTS, CorruptArtifact
+from audit.engine.store_maintenance import check_store
 
 GPU_RTOL = 1e-4  # what GPU nondeterminism allows: reduction order changes float32 rounding
 GPU_ATOL = 1e-6

@@ -17,9 +17,9 @@ import argparse
 import tempfile
 from pathlib import Path
 
-from audit.augment import POLICIES
+from audit.nn.augment import POLICIES
 from audit.pipeline import run_audit
-from audit.spec import load_spec, spec_from_dict
+from audit.config.spec import load_spec, spec_from_dict
 
 CONFIG = Path(__file__).resolve().parent.parent / "examples" / "digits-augmentation.toml"
 

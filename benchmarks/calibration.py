@@ -1,4 +1,4 @@
-"""The policy's false-alarm rate and power, measured (see audit/calibration.py for the design).
+"""The policy's false-alarm rate and power, measured (see audit/results/calibration.py for the design).
 
 Trains, in one audit store, `--pool` reference retrains, `--pool` retrain-control models
 (seeds independent of the first), and `--pool` models of each method of known leakage
@@ -26,16 +26,16 @@ from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 
-from audit.calibration import NULL, POWER_METHODS, calibration_spec, draw, method_fails, outcomes, rate
-from audit.data import prepare_data
-from audit.execute import execute
-from audit.plan import build_plan
-from audit.policy import DEFAULT_RULES
-from audit.progress import Progress
-from audit.seeds import numpy_generator
-from audit.spec import default_spec, load_spec, spec_from_dict
-from audit.store import Store
-from audit.training import resolve_device
+from audit.results.calibration import NULL, POWER_METHODS, calibration_spec, draw, method_fails, outcomes, rate
+from audit.data.datasets import prepare_data
+from audit.engine.execute import execute
+from audit.tasks.classification.plan import build_plan
+from audit.config.policy import DEFAULT_RULES
+from audit.engine.progress import Progress
+from audit.core.seeds import numpy_generator
+from audit.config.spec import default_spec, load_spec, spec_from_dict
+from audit.engine.store import Store
+from audit.nn.training import resolve_device
 
 TWO_SIDED = "mia.lira_offline_two_sided.auc <= 0.55"
 _STATE: dict = {}

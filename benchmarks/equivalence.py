@@ -3,7 +3,7 @@
 Scores one synthetic forget set (``--examples`` forget examples, ``--models`` unlearned and
 as many retrained values of φ each) two ways in one process:
 
-  vectorised  audit.neurips2023.per_example_epsilon on every example
+  vectorised  audit.stats.neurips2023.per_example_epsilon on every example
   loop        the transcription of the published metric.py the tests check it against,
               one example and one rule at a time (tests/audit/test_equivalence_neurips.py),
               on the first ``--loop-examples`` examples only; its time for the whole set
@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from audit.neurips2023 import forget_score, per_example_epsilon
+from audit.stats.neurips2023 import forget_score, per_example_epsilon
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "audit"))
 from test_equivalence_neurips import literal_epsilons

@@ -50,7 +50,7 @@ import torch
 from memory import MIB, peak_mib, sync  # benchmarks/memory.py, beside this script
 from torch.nn import functional as F
 
-from audit.execute import CPU_THREADS_PER_JOB
+from audit.engine.execute import CPU_THREADS_PER_JOB
 from unlearners.manif_smc import nearest_neighbours
 
 SEED = 0

@@ -47,7 +47,7 @@ from scipy.special import logsumexp
 from scipy.stats import trim_mean
 
 from attacks.mia import lira, rmia, ulira
-from attacks.mia.signals import confidence, logit_scaled_confidence
+from audit.stats.signals import confidence, logit_scaled_confidence
 
 MODELS, CLASSES, SHIFT, RESIDUAL = 64, 10, 1.0, 0.3
 A, TRIM, GAMMA = 0.5, 0.1, 2.0

@@ -25,12 +25,13 @@ from torch import nn
 from torch.nn import functional as F
 from torch.utils.data import DataLoader, TensorDataset
 
-from audit.data import prepare_data
-from audit.execute import CPU_THREADS_PER_JOB, execute
-from audit.plan import TRAIN, build_plan
-from audit.registry import MODELS
-from audit.spec import default_spec, spec_from_dict
-from audit.store import Store
+from audit.data.datasets import prepare_data
+from audit.engine.execute import CPU_THREADS_PER_JOB, execute
+from audit.engine.job import TRAIN
+from audit.tasks.classification.plan import build_plan
+from audit.core.registry import MODELS
+from audit.config.spec import default_spec, spec_from_dict
+from audit.engine.store import Store
 
 
 def salun_population(spec, seeds: int) -> float:

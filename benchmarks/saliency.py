@@ -19,7 +19,7 @@ consumed fully) against a loop calling torch.autograd.grad on each example alone
 flattening the gradients into a row, on `mlp` and `cnn` with the first 1000 examples of the
 default example's retain set. The script asserts that the first 8 rows agree (atol 1e-5).
 
-Every model is built by audit.models.build_model from seed 0 and left untrained (its
+Every model is built by audit.nn.models.build_model from seed 0 and left untrained (its
 weights at init): the work done does not depend on the weights. Models are in eval mode.
 
 Time: each contender is warmed up on 16 examples, then timed `--repeats` times, interleaved
@@ -59,10 +59,11 @@ from memory import peak_mib, sync  # benchmarks/memory.py, beside this script
 from torch import nn
 from torch.nn import functional as F
 
-from audit.data import Subset, prepare_data
-from audit.execute import CPU_THREADS_PER_JOB
-from audit.models import build_model
-from audit.spec import default_spec
+from audit.core.contracts import Subset
+from audit.data.datasets import prepare_data
+from audit.engine.execute import CPU_THREADS_PER_JOB
+from audit.nn.models import build_model
+from audit.config.spec import default_spec
 from unlearners.influence import per_sample_gradients
 from unlearners.saliency import forget_gradient, saliency_mask
 

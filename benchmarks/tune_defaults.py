@@ -21,14 +21,14 @@ import time
 import numpy as np
 import torch
 
-from audit.data import prepare_data
-from audit.jobs import make_task, new_model
-from audit.metrics import avg_gap, classification_metrics
-from audit.observe import observe
-from audit.registry import UNLEARNERS
-from audit.seeds import torch_generator
-from audit.spec import default_spec, load_spec
-from audit.training import fit
+from audit.data.datasets import prepare_data
+from audit.tasks.classification.jobs import make_task, new_model
+from audit.tasks.classification.metrics import avg_gap, classification_metrics
+from audit.engine.observe import observe
+from audit.core.registry import UNLEARNERS
+from audit.core.seeds import torch_generator
+from audit.config.spec import default_spec, load_spec
+from audit.nn.training import fit
 
 HELD_OUT_SEEDS = (1000, 1001, 1002, 1003)
 

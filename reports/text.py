@@ -7,7 +7,7 @@ import contextlib
 import re
 from typing import Any, Iterator
 
-from audit.errors import SalunInputError
+from audit.core.errors import SalunInputError
 
 XML_ILLEGAL = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
 MARKDOWN_PUNCTUATION = re.compile(r"([\\`*\[\]|~])")  # code spans, emphasis, links, cells, strike-through

@@ -23,7 +23,7 @@ from typing import Any
 from hypothesis import strategies as st
 
 from audit.cli import main
-from audit.spec import Spec, default_spec_text
+from audit.config.spec import Spec, default_spec_text
 
 VALID, REJECTED, TRACEBACK, HANG, OTHER = "valid", "rejected", "traceback", "hang", "other"
 DEFAULT = tomllib.loads(default_spec_text())

@@ -25,7 +25,7 @@ def cli(capsys, monkeypatch):
 def default_example(tmp_path_factory):
     """The built-in default audit, run once per test session: (results, output folder)."""
     from audit.pipeline import run_audit
-    from audit.spec import default_spec, spec_from_dict
+    from audit.config.spec import default_spec, spec_from_dict
 
     folder = tmp_path_factory.mktemp("default-example")
     config = default_spec().to_dict()

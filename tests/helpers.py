@@ -6,7 +6,7 @@ import copy
 import json
 from pathlib import Path
 
-from audit.spec import Spec, spec_from_dict
+from audit.config.spec import Spec, spec_from_dict
 
 SMALL = {
     "audit": {"name": "small", "seeds": 2, "device": "cpu", "reports": ["html", "junit"]},  # PDFs: tests/reports

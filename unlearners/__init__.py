@@ -18,6 +18,6 @@ from unlearners import (  # noqa: F401
     salun_soft,
     scrub,
 )
-from unlearners.base import Tags, Task, Unlearner
+from audit.core.contracts import Tags, Task, Unlearner
 
 __all__ = ["Tags", "Task", "Unlearner"]

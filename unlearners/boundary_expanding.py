@@ -8,11 +8,11 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from audit.data import Subset
-from audit.errors import SalunInputError
-from audit.params import Epochs, LearningRate
-from audit.registry import UNLEARNERS
-from unlearners.base import Tags, Task
+from audit.core.contracts import Subset
+from audit.core.errors import SalunInputError
+from audit.core.params import Epochs, LearningRate
+from audit.core.registry import UNLEARNERS
+from audit.core.contracts import Tags, Task
 from unlearners.sgd import SGDUnlearner
 
 

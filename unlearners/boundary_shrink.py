@@ -8,10 +8,10 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from audit.data import Subset
-from audit.params import Epochs, LearningRate
-from audit.registry import UNLEARNERS
-from unlearners.base import Tags, Task
+from audit.core.contracts import Subset
+from audit.core.params import Epochs, LearningRate
+from audit.core.registry import UNLEARNERS
+from audit.core.contracts import Tags, Task
 from unlearners.sgd import SGDUnlearner
 
 

@@ -17,15 +17,16 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
-from audit.data import AuditData, Subset, prepare_data
-from audit.ddpm import Denoiser, NoiseSchedule, train_denoiser
-from audit.jobs import make_task, new_model
-from audit.params import keyword_parameters
-from audit.registry import UNLEARNERS
-from audit.seeds import torch_generator
-from audit.spec import Spec, spec_from_dict
-from audit.training import fit
-from unlearners.base import Task, Unlearner
+from audit.core.contracts import Subset
+from audit.data.datasets import AuditData, prepare_data
+from audit.nn.ddpm import Denoiser, NoiseSchedule, train_denoiser
+from audit.tasks.classification.jobs import make_task, new_model
+from audit.core.params import keyword_parameters
+from audit.core.registry import UNLEARNERS
+from audit.core.seeds import torch_generator
+from audit.config.spec import Spec, spec_from_dict
+from audit.nn.training import fit
+from audit.core.contracts import Task, Unlearner
 
 CHECK_SPEC = {
     "audit": {"seeds": 1, "device": "cpu"},
@@ -144,7 +145,7 @@ def check_unlearner(target: str | type[Unlearner] | Unlearner) -> CheckReport:
     cls = target if isinstance(target, type) else type(target)
     report = CheckReport(getattr(cls, "__name__", str(cls)))
     if not (isinstance(cls, type) and issubclass(cls, Unlearner)):
-        report.expect(False, "subclasses unlearners.base.Unlearner")
+        report.expect(False, "subclasses audit.core.contracts.Unlearner")
         return report
     unlearner = target if isinstance(target, Unlearner) else _check_signature(cls, report)
     if unlearner is None:

@@ -5,9 +5,9 @@ from dataclasses import dataclass
 from torch import nn
 from torch.nn import functional as F
 
-from audit.params import Epochs, LearningRate
-from audit.registry import UNLEARNERS
-from unlearners.base import Task
+from audit.core.params import Epochs, LearningRate
+from audit.core.registry import UNLEARNERS
+from audit.core.contracts import Task
 from unlearners.sgd import SGDUnlearner
 
 

@@ -13,10 +13,10 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from audit.ddpm import train_denoiser
-from audit.params import BatchSize, LearningRate, Probability, Steps, Weight
-from audit.registry import GENERATION_UNLEARNERS
-from unlearners.base import Tags, Task, Unlearner
+from audit.nn.ddpm import train_denoiser
+from audit.core.params import BatchSize, LearningRate, Probability, Steps, Weight
+from audit.core.registry import GENERATION_UNLEARNERS
+from audit.core.contracts import Tags, Task, Unlearner
 from unlearners.generation_losses import fixed_pattern
 from unlearners.generation_methods import dimum, finetune_generation, forgetting_gradient, salun_generation
 from unlearners.saliency import saliency_mask

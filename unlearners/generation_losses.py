@@ -7,7 +7,7 @@
 - DiMUM: instead of forgetting, memorise alternative images for condition c: the plain
   denoising loss on (alternative image, c) pairs, plus the retain loss.
 
-Noise and timesteps come from the caller's generator, through `audit.ddpm`.
+Noise and timesteps come from the caller's generator, through `audit.nn.ddpm`.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from audit.ddpm import NoiseSchedule, denoising_loss, noised
+from audit.nn.ddpm import NoiseSchedule, denoising_loss, noised
 
 
 def replacement_classes(labels: torch.Tensor, num_classes: int) -> torch.Tensor:

@@ -19,9 +19,9 @@ import itertools
 import torch
 from torch import nn
 
-from audit.data import Subset
-from audit.ddpm import NoiseSchedule, denoising_loss
-from audit.training import descend, endless_batches
+from audit.core.contracts import Subset
+from audit.nn.ddpm import NoiseSchedule, denoising_loss
+from audit.nn.training import descend, endless_batches
 from unlearners.generation_losses import dimum_loss, salun_generation_loss
 from unlearners.saliency import saliency_mask, summed_gradient
 

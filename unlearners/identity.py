@@ -2,8 +2,8 @@ from __future__ import annotations
 
 from torch import nn
 
-from audit.registry import UNLEARNERS
-from unlearners.base import Tags, Task, Unlearner
+from audit.core.registry import UNLEARNERS
+from audit.core.contracts import Tags, Task, Unlearner
 
 
 @UNLEARNERS.register("identity")

@@ -12,10 +12,10 @@ from torch import nn
 from torch.func import functional_call, grad, vmap
 from torch.nn import functional as F
 
-from audit.data import Subset
-from audit.params import BatchSize, Count, Weight
-from audit.registry import UNLEARNERS
-from unlearners.base import Task, Unlearner
+from audit.core.contracts import Subset
+from audit.core.params import BatchSize, Count, Weight
+from audit.core.registry import UNLEARNERS
+from audit.core.contracts import Task, Unlearner
 
 
 def loss_gradient_sum(model: nn.Module, data: Subset, batch_size: int) -> torch.Tensor:

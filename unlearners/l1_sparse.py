@@ -6,9 +6,9 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from audit.params import Epochs, LearningRate, Weight
-from audit.registry import UNLEARNERS
-from unlearners.base import Task
+from audit.core.params import Epochs, LearningRate, Weight
+from audit.core.registry import UNLEARNERS
+from audit.core.contracts import Task
 from unlearners.sgd import SGDUnlearner
 
 

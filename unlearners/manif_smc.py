@@ -33,13 +33,13 @@ from torch import nn
 from torch.func import functional_call
 from torch.nn import functional as F
 
-from audit.errors import SalunInputError
-from audit.models import FeatureView
-from audit.observe import predict_logits
-from audit.params import Count, Epochs, LearningRate, Probability, Steps, Weight
-from audit.registry import UNLEARNERS
-from audit.training import descend, shuffled_batches
-from unlearners.base import Task
+from audit.core.errors import SalunInputError
+from audit.nn.models import FeatureView
+from audit.engine.observe import predict_logits
+from audit.core.params import Count, Epochs, LearningRate, Probability, Steps, Weight
+from audit.core.registry import UNLEARNERS
+from audit.nn.training import descend, shuffled_batches
+from audit.core.contracts import Task
 from unlearners.sgd import SGDUnlearner
 
 MARGINS = ("smc", "smc_random", "fixed")
@@ -217,4 +217,4 @@ def _require_features(model: nn.Module, x: torch.Tensor) -> None:
     except (AttributeError, NotImplementedError):
         raise SalunInputError(
             f"manif_smc needs penultimate features: the model {type(model).__name__} has no features(x) method; "
-            "give it one that returns (N, D) features, as audit.models.Classifier does") from None
+            "give it one that returns (N, D) features, as audit.nn.models.Classifier does") from None

@@ -5,10 +5,10 @@ from dataclasses import dataclass
 from torch import nn
 from torch.nn import functional as F
 
-from audit.params import Epochs, LearningRate, Probability
-from audit.registry import UNLEARNERS
-from audit.training import descend
-from unlearners.base import Task
+from audit.core.params import Epochs, LearningRate, Probability
+from audit.core.registry import UNLEARNERS
+from audit.nn.training import descend
+from audit.core.contracts import Task
 from unlearners.sgd import SGDUnlearner
 
 

@@ -5,11 +5,11 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from audit.data import Subset
-from audit.params import Probability
-from audit.registry import UNLEARNERS
-from audit.training import fit
-from unlearners.base import Task, Unlearner
+from audit.core.contracts import Subset
+from audit.core.params import Probability
+from audit.core.registry import UNLEARNERS
+from audit.nn.training import fit
+from audit.core.contracts import Task, Unlearner
 
 
 @UNLEARNERS.register("partial_retrain")

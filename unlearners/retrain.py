@@ -2,9 +2,9 @@ from __future__ import annotations
 
 from torch import nn
 
-from audit.registry import UNLEARNERS
-from audit.training import fit
-from unlearners.base import Task, Unlearner
+from audit.core.registry import UNLEARNERS
+from audit.nn.training import fit
+from audit.core.contracts import Task, Unlearner
 
 
 @UNLEARNERS.register("retrain")

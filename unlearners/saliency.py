@@ -15,7 +15,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from audit.data import Subset
+from audit.core.contracts import Subset
 
 
 def summed_gradient(model: nn.Module, losses: Iterable[torch.Tensor]) -> dict[str, torch.Tensor]:

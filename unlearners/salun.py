@@ -10,9 +10,9 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from audit.params import Epochs, LearningRate, Probability
-from audit.registry import UNLEARNERS
-from unlearners.base import Tags, Task
+from audit.core.params import Epochs, LearningRate, Probability
+from audit.core.registry import UNLEARNERS
+from audit.core.contracts import Tags, Task
 from unlearners.random_label import random_label_loss
 from unlearners.saliency import forget_gradient, saliency_mask
 from unlearners.sgd import SGDUnlearner

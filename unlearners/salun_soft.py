@@ -7,10 +7,10 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from audit.params import Epochs, LearningRate, Probability
-from audit.registry import UNLEARNERS
-from audit.training import steps_per_pass
-from unlearners.base import Task
+from audit.core.params import Epochs, LearningRate, Probability
+from audit.core.registry import UNLEARNERS
+from audit.nn.training import steps_per_pass
+from audit.core.contracts import Task
 from unlearners.random_label import random_label_loss
 from unlearners.sgd import SGDUnlearner
 

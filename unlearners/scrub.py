@@ -9,10 +9,10 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from audit.params import MAX_EPOCHS, Epochs, LearningRate, Temperature, Weight
-from audit.registry import UNLEARNERS
-from audit.training import descend
-from unlearners.base import Task
+from audit.core.params import MAX_EPOCHS, Epochs, LearningRate, Temperature, Weight
+from audit.core.registry import UNLEARNERS
+from audit.nn.training import descend
+from audit.core.contracts import Task
 from unlearners.sgd import SGDUnlearner
 
 

@@ -8,10 +8,10 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from audit.data import Subset
-from audit.params import BatchSize, Epochs, LearningRate, Momentum, WeightDecay
-from audit.training import LossFn, batches, endless_batches, make_optimizer, run_pass
-from unlearners.base import Task, Unlearner
+from audit.core.contracts import Subset
+from audit.core.params import BatchSize, Epochs, LearningRate, Momentum, WeightDecay
+from audit.nn.training import LossFn, batches, endless_batches, make_optimizer, run_pass
+from audit.core.contracts import Task, Unlearner
 
 
 @dataclass

@@ -24,8 +24,8 @@ from collections.abc import Callable
 
 import numpy as np
 
-from audit.registry import ATTACKS
-from audit.shadows import keep_per_column
+from audit.core.registry import ATTACKS
+from audit.data.shadows import keep_per_column
 
 VERSION = "2"
 

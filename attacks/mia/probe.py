@@ -19,17 +19,17 @@ import numpy as np
 
 from attacks.mia import lira, rmia, threshold, ulira
 from attacks.mia.roc import attack_summary, auc
-from attacks.mia.signals import FEATURES, confidence, logit_scaled_confidence
+from audit.stats.signals import FEATURES, confidence, logit_scaled_confidence
 from attacks.mia.units import Units
-from audit.data import AuditData
-from audit.metrics import mia_efficacy_of
-from audit.observe import StoredObservations
-from audit.plan import Plan
-from audit.seeds import numpy_generator
-from audit.shadows import keep_per_column, references_of_test_points, shadow_forget_positions, shadow_membership
-from audit.spec import Spec
-from audit.stats import summarize
-from audit.store import Store
+from audit.data.datasets import AuditData
+from audit.tasks.classification.metrics import mia_efficacy_of
+from audit.engine.observe import StoredObservations
+from audit.engine.job import Plan
+from audit.core.seeds import numpy_generator
+from audit.data.shadows import keep_per_column, references_of_test_points, shadow_forget_positions, shadow_membership
+from audit.config.spec import Spec
+from audit.stats.basics import summarize
+from audit.engine.store import Store
 
 SVC_VERSION = "1"
 VULNERABLE = 10  # forget examples listed as the most exposed, per target and attack

@@ -23,7 +23,7 @@ import numpy as np
 from scipy.stats import trim_mean
 
 from attacks.mia.roc import auc
-from audit.registry import ATTACKS
+from audit.core.registry import ATTACKS
 
 VERSION = "1"
 

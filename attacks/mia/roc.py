@@ -15,7 +15,7 @@ import numpy as np
 from scipy import stats
 
 from attacks.mia.units import Units, auc_intervals, one_cell_per_unit
-from audit.stats import clopper_pearson_upper, epsilon_from_rates
+from audit.stats.basics import clopper_pearson_upper, epsilon_from_rates
 
 TARGET_FPRS = (0.001, 0.01)
 

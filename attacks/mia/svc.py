@@ -10,8 +10,8 @@ from __future__ import annotations
 import numpy as np
 from sklearn.svm import SVC
 
-from attacks.mia.signals import feature
-from audit.registry import ATTACKS
+from audit.stats.signals import feature
+from audit.core.registry import ATTACKS
 
 
 @ATTACKS.register("svc")

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from attacks.mia import signals
-from audit.registry import ATTACKS
+from audit.stats import signals
+from audit.core.registry import ATTACKS
 
 VERSION = "1"
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 import numpy as np
 
 from attacks.mia.lira import fit_gaussians, log_likelihood_ratio
-from audit.registry import ATTACKS
+from audit.core.registry import ATTACKS
 
 VERSION = "1"
 

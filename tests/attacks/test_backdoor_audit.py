@@ -3,13 +3,14 @@ controls come out as they must."""
 
 import pytest
 
-from audit.data import prepare_data
-from audit.errors import SalunInputError
+from audit.data.datasets import prepare_data
+from audit.core.errors import SalunInputError
 from audit.pipeline import run_audit
-from audit.plan import TRAIN, build_plan
-from audit.poison import backdoor_positions, poisoned
-from audit.policy import BACKDOOR_RULE
-from audit.training import resolve_device
+from audit.engine.job import TRAIN
+from audit.tasks.classification.plan import build_plan
+from audit.data.poison import backdoor_positions, poisoned
+from audit.config.policy import BACKDOOR_RULE
+from audit.nn.training import resolve_device
 from helpers import small_spec
 
 BACKDOOR = {"fraction": 0.5, "target": 0, "queries": 200}

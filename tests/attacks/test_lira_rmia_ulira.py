@@ -6,7 +6,8 @@ import pytest
 from scipy.stats import norm, trim_mean
 from sklearn.metrics import roc_auc_score
 
-from attacks.mia import lira, rmia, signals, threshold, ulira
+from attacks.mia import lira, rmia, threshold, ulira
+from audit.stats import signals
 
 SHADOWS, N, SHIFT = 64, 2000, 1.0
 

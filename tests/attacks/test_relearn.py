@@ -7,9 +7,9 @@ import torch
 from torch import nn
 
 from attacks.relearn import accuracy, checkpoint_steps, relearn_curve, relearn_time
-from audit.data import Subset
+from audit.core.contracts import Subset
 from audit.pipeline import run_audit
-from audit.policy import RELEARN_RULE
+from audit.config.policy import RELEARN_RULE
 from helpers import small_spec
 
 
@@ -88,9 +88,9 @@ def test_identity_has_nothing_to_recover_and_a_retrain_recovers_nothing(relearne
 def test_the_attacker_may_bring_its_own_dataset(tmp_path):
     import dataclasses
 
-    from audit.data import auxiliary_set, load_source, prepare_data
-    from audit.errors import SalunInputError
-    from audit.jobs import relearn_sets
+    from audit.data.datasets import auxiliary_set, load_source, prepare_data
+    from audit.core.errors import SalunInputError
+    from audit.tasks.classification.jobs import relearn_sets
 
     spec = small_spec(tmp_path, relearn={"run": ["retain"], "aux_dataset": "digits", "aux_size": 50})
     data = prepare_data(spec)
@@ -129,7 +129,7 @@ def blobs(label, n=64, seed=0):
 
 def test_dimra_measures_the_forgotten_class_coming_back_only_when_the_data_brings_it():
     from attacks.relearn import generation_relearn_curve
-    from audit.ddpm import Denoiser, NoiseSchedule, train_denoiser
+    from audit.nn.ddpm import Denoiser, NoiseSchedule, train_denoiser
 
     schedule = NoiseSchedule(steps=100)
     generator = Denoiser((1, 4, 4), 2, width=32, generator=torch.Generator().manual_seed(0))

@@ -21,7 +21,7 @@ from attacks.mia.roc import (
     roc_plot_data,
     tpr_at_fpr,
 )
-from audit.stats import clopper_pearson, clopper_pearson_upper
+from audit.stats.basics import clopper_pearson, clopper_pearson_upper
 
 D = 1.5
 N = 20_000

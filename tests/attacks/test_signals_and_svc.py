@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from attacks.mia import signals
+from audit.stats import signals
 from attacks.mia.svc import svc_mia_efficacy
 
 RNG = np.random.default_rng(0)

@@ -7,7 +7,7 @@ from scipy.stats import norm
 from attacks.mia import lira
 from attacks.mia.roc import auc, auc_interval, epsilon_lower_bound
 from attacks.mia.units import Units, auc_intervals, one_cell_per_unit
-from audit.shadows import keep_per_column
+from audit.data.shadows import keep_per_column
 
 MODELS, FORGET, TEST, SHADOWS = 10, 144, 360, 16
 

@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 
 from audit.pipeline import run_audit
-from audit.results import load_results, without_timings
-from audit.spec import default_spec, load_spec, spec_from_dict
+from audit.tasks.classification.results import load_results, without_timings
+from audit.config.spec import default_spec, load_spec, spec_from_dict
 from helpers import small_config, write_toml
 
 RUN = small_config(audit={"seeds": 3}, train={"epochs": 40})

@@ -1,11 +1,11 @@
 import pytest
 import torch
 
-from audit.augment import POLICIES, make_augmentation
-from audit.data import channel_statistics
+from audit.nn.augment import POLICIES, make_augmentation
+from audit.data.datasets import channel_statistics
 from audit.pipeline import run_audit
-from audit.spec import spec_from_dict
-from audit.store import Store
+from audit.config.spec import spec_from_dict
+from audit.engine.store import Store
 from helpers import small_config, small_spec
 
 AUGMENTING = [p for p in POLICIES if p != "none"]

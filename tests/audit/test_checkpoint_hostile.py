@@ -16,11 +16,11 @@ import torch
 from safetensors.torch import save_file
 
 from attacks.mia.roc import histogram
-from audit.checkpoints import checkpoint_sha256, load_checkpoint
+from audit.nn.checkpoints import checkpoint_sha256, load_checkpoint
 from audit.cli import main
-from audit.errors import SalunInputError
+from audit.core.errors import SalunInputError
 from audit.pipeline import run_audit
-from audit.spec import spec_from_dict
+from audit.config.spec import spec_from_dict
 from helpers import write_toml
 from test_subject_audit import new_mlp, subject_config, write_forget_request
 

@@ -4,9 +4,9 @@ import struct
 import numpy as np
 import pytest
 
-from audit.data import prepare_data
-from audit.errors import SalunInputError
-from audit.registry import DATASETS
+from audit.data.datasets import prepare_data
+from audit.core.errors import SalunInputError
+from audit.core.registry import DATASETS
 from helpers import small_spec
 
 
@@ -92,10 +92,10 @@ def test_mnist_is_read_from_a_local_folder_in_torchvision_layout(tmp_path):
 def test_datasets_from_entry_points_are_registered(monkeypatch):
     from importlib import metadata
 
-    from audit.registry import Registry
+    from audit.core.registry import Registry
 
     def fake_entry_points(group):
-        return [metadata.EntryPoint("tiny", "audit.data:digits", group)] if group == "salun.datasets" else []
+        return [metadata.EntryPoint("tiny", "audit.data.datasets:digits", group)] if group == "salun.datasets" else []
 
     monkeypatch.setattr(metadata, "entry_points", fake_entry_points)
     registry = Registry("dataset", "salun.datasets", ())

@@ -6,9 +6,9 @@ import pytest
 import torch
 from torch import nn
 
-from audit.data import Subset
-from audit.ddpm import Denoiser, NoiseSchedule, denoising_loss, guided_epsilon, sample, train_denoiser
-from audit.seeds import torch_generator
+from audit.core.contracts import Subset
+from audit.nn.ddpm import Denoiser, NoiseSchedule, denoising_loss, guided_epsilon, sample, train_denoiser
+from audit.core.seeds import torch_generator
 
 
 def digits(count: int | None = None) -> tuple[Subset, float, float]:

@@ -5,9 +5,9 @@ import json
 
 import numpy as np
 
-from audit.neurips2023 import per_example_epsilon, resolution
+from audit.stats.neurips2023 import per_example_epsilon, resolution
 from audit.pipeline import run_audit
-from audit.tost import tost_welch
+from audit.stats.tost import tost_welch
 from helpers import small_spec
 
 

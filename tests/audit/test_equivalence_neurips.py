@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 import torch
 
-from audit import neurips2023
-from audit.neurips2023 import (
+from audit.stats import neurips2023
+from audit.stats.neurips2023 import (
     DELTA,
     epsilon_table,
     final_score,

@@ -7,10 +7,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from audit.data import load_source, prepare_data
-from audit.errors import SalunInputError
+from audit.data.datasets import load_source, prepare_data
+from audit.core.errors import SalunInputError
 from audit.pipeline import run_audit
-from audit.spec import spec_from_dict
+from audit.config.spec import spec_from_dict
 from helpers import small_config, small_spec
 
 CLASSES = ("cat", "ant", "bee")  # written out of order: labels follow the sorted names

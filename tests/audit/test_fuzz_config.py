@@ -9,11 +9,11 @@ from pathlib import Path
 import pytest
 from hypothesis import HealthCheck, given, settings
 
-from audit.errors import SalunInputError
-from audit.params import keyword_parameters
-from audit.registry import MODELS, UNLEARNERS
-from audit.spec import Spec, canonical_json, spec_from_dict
-from audit.spec_sections import Section
+from audit.core.errors import SalunInputError
+from audit.core.params import keyword_parameters
+from audit.core.registry import MODELS, UNLEARNERS
+from audit.config.spec import Spec, canonical_json, spec_from_dict
+from audit.config.sections import Section
 from config_fuzz import (DEFAULT, padded_rule_config, HOSTILE_VALUES, REJECTED, SECTIONS, VALID, Deep, config_texts, mutated_defaults,
                          outcome, random_documents, replaced, to_toml, validated)
 
@@ -143,7 +143,7 @@ def test_a_config_that_is_not_utf8_is_refused_naming_the_file(config):
 
 
 def test_repeated_report_formats_are_folded(config):
-    from audit.spec import spec_from_dict
+    from audit.config.spec import spec_from_dict
 
     spec = spec_from_dict(replaced(DEFAULT, ("audit", "reports"), ["html", "junit", "html"]))
     assert spec.audit.reports == ("html", "junit")
@@ -216,7 +216,7 @@ def test_a_small_run_of_the_fuzzing_benchmark_finds_neither_tracebacks_nor_hangs
     ("[" * 100_000 + "]" * 100_000, "maximum recursion depth exceeded"),
 ])
 def test_an_indices_file_that_is_no_array_of_integers_is_refused_naming_it(content, expected, tmp_path):
-    from audit.data import prepare_data
+    from audit.data.datasets import prepare_data
     from helpers import small_spec
 
     (tmp_path / "forget.json").write_text(content)
@@ -226,7 +226,7 @@ def test_an_indices_file_that_is_no_array_of_integers_is_refused_naming_it(conte
 
 
 def test_a_trigger_larger_than_the_images_is_refused_before_training(tmp_path):
-    from audit.data import prepare_data
+    from audit.data.datasets import prepare_data
     from helpers import small_spec
 
     spec = small_spec(tmp_path, backdoor={"fraction": 0.5, "size": 100})  # digits: 8 x 8, unknown to the spec

@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from audit.errors import SalunInputError
-from audit.generation_results import sample_metrics
-from audit.results import without_timings
+from audit.core.errors import SalunInputError
+from audit.tasks.generation.results import sample_metrics
+from audit.tasks.classification.results import without_timings
 from helpers import small_config, write_toml
 
 GENERATION = {
@@ -30,7 +30,7 @@ def generation_config(tmp_path, **overrides) -> dict:
 @pytest.fixture(scope="module")
 def generation_audit(tmp_path_factory):
     from audit.pipeline import run_audit
-    from audit.spec import spec_from_dict
+    from audit.config.spec import spec_from_dict
 
     folder = tmp_path_factory.mktemp("generation")
     spec = spec_from_dict(generation_config(folder))
@@ -65,7 +65,7 @@ def test_the_results_carry_dimra_equivalence_grids_and_a_verdict_per_rule(genera
 
 def test_the_report_draws_the_grids_and_a_rerun_is_served_from_the_store(generation_audit, caplog):
     from audit.pipeline import run_audit
-    from audit.spec import spec_from_dict
+    from audit.config.spec import spec_from_dict
     from reports.markdown import render_markdown
 
     results, spec, folder = generation_audit
@@ -109,7 +109,7 @@ def test_sample_metrics_on_planted_judge_outputs():
     ({"unlearners": {"dimum": {"alternative": "class:x"}}}, "unlearners.dimum: alternative must be"),
 ])
 def test_a_generation_spec_names_what_it_cannot_do(tmp_path, override, message):
-    from audit.spec import spec_from_dict
+    from audit.config.spec import spec_from_dict
 
     config = generation_config(tmp_path)
     for section, values in override.items():
@@ -141,7 +141,7 @@ def test_on_real_generators_identity_fails_retrain_passes_and_salun_forgets_the_
     weight that works at this scale forgets the 3s, keeps the other digits and gives DiMRA
     nothing to bring back."""
     from audit.pipeline import run_audit
-    from audit.spec import load_spec, spec_from_dict
+    from audit.config.spec import load_spec, spec_from_dict
 
     config = load_spec("examples/digits-diffusion.toml").to_dict()
     config["audit"].update(seeds=2, store=str(tmp_path / "store"), reports=["junit"])
@@ -159,7 +159,7 @@ def test_on_real_generators_identity_fails_retrain_passes_and_salun_forgets_the_
 
 def test_the_unet_denoiser_runs_the_same_audit(tmp_path):
     from audit.pipeline import run_audit
-    from audit.spec import spec_from_dict
+    from audit.config.spec import spec_from_dict
 
     config = generation_config(tmp_path, generation={**GENERATION["generation"], "arch": "unet", "width": 8},
                                relearn={"run": []}, unlearners={"identity": {}, "salun": {"iterations": 3}})

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from audit.generation_metrics import (
+from audit.tasks.generation.metrics import (
     class_accuracy,
     forgotten_class_probability,
     frechet_distance,
@@ -12,7 +12,7 @@ from audit.generation_metrics import (
     softmax,
     ua_generation,
 )
-from audit.models import build_model
+from audit.nn.models import build_model
 
 
 def _planted(n: int, hits: int, target: int, other: int) -> np.ndarray:
@@ -133,7 +133,7 @@ def test_frechet_distance_rejects_bad_shapes():
 
 
 def test_frechet_distance_regularises_only_when_the_root_is_not_finite(monkeypatch):
-    from audit import generation_metrics
+    from audit.tasks.generation import metrics as generation_metrics
 
     calls = []
     real_sqrtm = generation_metrics.linalg.sqrtm

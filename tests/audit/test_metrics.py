@@ -3,9 +3,10 @@ import pytest
 import torch
 from scipy import stats
 
-from audit.data import AuditData, Subset
-from audit.metrics import avg_gap, classification_metrics
-from audit.stats import summarize
+from audit.core.contracts import Subset
+from audit.data.datasets import AuditData
+from audit.tasks.classification.metrics import avg_gap, classification_metrics
+from audit.stats.basics import summarize
 
 
 def tiny_data(pool_labels, test_labels, forget, classes=()):

@@ -1,9 +1,9 @@
 import pytest
 import torch
 
-from audit.errors import SalunInputError
-from audit.models import build_model
-from audit.seeds import torch_generator
+from audit.core.errors import SalunInputError
+from audit.nn.models import build_model
+from audit.core.seeds import torch_generator
 
 
 @pytest.mark.parametrize(

@@ -1,7 +1,8 @@
 import torch
 
-from audit.data import prepare_data
-from audit.plan import OBSERVE, TRAIN, UNLEARN, Job, build_plan
+from audit.data.datasets import prepare_data
+from audit.engine.job import OBSERVE, TRAIN, UNLEARN, Job
+from audit.tasks.classification.plan import build_plan
 from helpers import small_spec
 
 CPU = torch.device("cpu")

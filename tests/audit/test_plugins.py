@@ -17,10 +17,10 @@ import pytest
 import torch
 from torch import nn
 
-from audit.errors import SalunInputError
-from audit.registry import UNLEARNERS, allow_plugins, reload_plugins
+from audit.core.errors import SalunInputError
+from audit.core.registry import UNLEARNERS, allow_plugins, reload_plugins
 from helpers import small_spec
-from unlearners.base import Task, Unlearner
+from audit.core.contracts import Task, Unlearner
 
 PLUGIN_SOURCE = Path(__file__).resolve().parents[2] / "examples" / "plugin"
 PACKAGE = "salun_example_plugin"

@@ -2,10 +2,10 @@
 
 import pytest
 
-from audit.errors import SalunInputError
-from audit.policy import (DEFAULT_RULES, FAIL, INCONCLUSIVE, PASS, apply_policy, evaluate_rule, overall_verdict,
+from audit.core.errors import SalunInputError
+from audit.config.policy import (DEFAULT_RULES, FAIL, INCONCLUSIVE, PASS, apply_policy, evaluate_rule, overall_verdict,
                           parse_rule)
-from audit.tost import tost_decision, tost_welch
+from audit.stats.tost import tost_decision, tost_welch
 
 
 def judge(text, namespace):
@@ -126,7 +126,7 @@ def test_a_method_with_some_diverged_models_names_how_many_beside_the_missing_te
 def test_a_rule_padded_with_spaces_is_parsed_or_refused_in_linear_time(padding, monkeypatch):
     import time
 
-    from audit import policy
+    from audit.config import policy
 
     started = time.perf_counter()
     rule = parse_rule(" " * padding + "mia.ulira.auc <= 0.55" + " " * padding)
@@ -155,7 +155,7 @@ def method(verdict, control=None):
 
 
 def controls(identity, retrain):
-    from audit.policy import _control_problem
+    from audit.config.policy import _control_problem
     out = {}
     for name, verdict in (("identity", identity), ("retrain", retrain)):
         out[name] = {**method(verdict, name), "control_problem": _control_problem(name, verdict)}
@@ -188,8 +188,8 @@ def test_apply_policy_evaluates_every_rule_on_every_method():
 
 
 def test_the_default_policy_reads_every_attack_the_spec_runs():
-    from audit.policy import BACKDOOR_RULE, RELEARN_RULE
-    from audit.spec import spec_from_dict
+    from audit.config.policy import BACKDOOR_RULE, RELEARN_RULE
+    from audit.config.spec import spec_from_dict
     from helpers import small_config
 
     assert spec_from_dict(small_config()).policy.rules == DEFAULT_RULES
@@ -230,7 +230,7 @@ def test_an_interval_across_the_threshold_says_which_units_would_decide_it():
 
 
 def test_a_partial_retrain_that_is_not_failed_makes_the_audit_inconclusive():
-    from audit.policy import _control_problem
+    from audit.config.policy import _control_problem
     partial = {"verdict": PASS, "control": "partial_retrain",
                "control_problem": _control_problem("partial_retrain", PASS)}
     verdict, reason = overall_verdict({**controls(FAIL, PASS), "partial": partial, "salun": method(PASS)})

@@ -6,16 +6,16 @@ import math
 import numpy as np
 import pytest
 
-from audit.calibration import NULL, calibration_spec, draw, method_fails, outcomes
-from audit.data import prepare_data
-from audit.execute import execute
-from audit.plan import build_plan
-from audit.policy import DEFAULT_RULES
-from audit.progress import Progress
-from audit.seeds import numpy_generator
-from audit.spec import default_spec
-from audit.store import Store
-from audit.training import resolve_device
+from audit.results.calibration import NULL, calibration_spec, draw, method_fails, outcomes
+from audit.data.datasets import prepare_data
+from audit.engine.execute import execute
+from audit.tasks.classification.plan import build_plan
+from audit.config.policy import DEFAULT_RULES
+from audit.engine.progress import Progress
+from audit.core.seeds import numpy_generator
+from audit.config.spec import default_spec
+from audit.engine.store import Store
+from audit.nn.training import resolve_device
 
 POOL, SIDE, NULL_DRAWS, POWER_DRAWS = 16, 8, 40, 10
 

@@ -2,8 +2,8 @@ import pydantic
 import pytest
 import tomllib
 
-from audit.errors import SalunInputError
-from audit.spec import default_spec, default_spec_text, load_spec, spec_from_dict
+from audit.core.errors import SalunInputError
+from audit.config.spec import default_spec, default_spec_text, load_spec, spec_from_dict
 from helpers import small_config, write_toml
 
 

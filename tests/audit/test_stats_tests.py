@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from audit.stats import (
+from audit.stats.basics import (
     benjamini_hochberg,
     clopper_pearson_upper,
     cohens_d_per_example,
@@ -16,7 +16,7 @@ from audit.stats import (
     ks_per_example,
     permutation_per_example,
 )
-from audit.tost import tost_bootstrap, tost_welch
+from audit.stats.tost import tost_bootstrap, tost_welch
 
 
 def test_benjamini_hochberg_matches_scipy():

@@ -10,10 +10,10 @@ import numpy as np
 import pytest
 import torch
 
-import audit.store
-from audit.checkpoints import sha256_of
-from audit.store import ARRAYS, DIGESTS, META, WEIGHTS, Store, write_text_atomic
-from audit.store_maintenance import plan_gc
+import audit.engine.store
+from audit.nn.checkpoints import sha256_of
+from audit.engine.store import ARRAYS, DIGESTS, META, WEIGHTS, Store, write_text_atomic
+from audit.engine.store_maintenance import plan_gc
 
 
 def test_artifacts_round_trip(tmp_path):
@@ -70,7 +70,7 @@ def test_every_artifact_carries_sha256sums_that_coreutils_can_check(tmp_path):
 def test_an_artifact_is_hashed_once_per_store_however_often_it_is_asked_for(tmp_path, monkeypatch):
     Store(tmp_path).put("ab" * 32, {"status": "ok"}, tensors={"w": torch.arange(4.0)})
     hashed = []
-    monkeypatch.setattr(audit.store, "sha256_of", lambda path: hashed.append(path.name) or sha256_of(path))
+    monkeypatch.setattr(audit.engine.store, "sha256_of", lambda path: hashed.append(path.name) or sha256_of(path))
     store = Store(tmp_path)
     assert all(store.has("ab" * 32) for _ in range(5))
     assert sorted(hashed) == [META, WEIGHTS]

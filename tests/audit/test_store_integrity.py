@@ -14,12 +14,12 @@ import pytest
 import torch
 from safetensors.torch import save as save_safetensors
 
-from audit.errors import SalunInputError
+from audit.core.errors import SalunInputError
 from audit.pipeline import run_audit
-from audit.results import load_results
-from audit.spec import spec_from_dict
-from audit.store import ARRAYS, DIGESTS, META, WEIGHTS, CorruptArtifact, Store, format_digests
-from audit.store_maintenance import check_store
+from audit.tasks.classification.results import load_results
+from audit.config.spec import spec_from_dict
+from audit.engine.store import ARRAYS, DIGESTS, META, WEIGHTS, CorruptArtifact, Store, format_digests
+from audit.engine.store_maintenance import check_store
 from audit.verify import compare
 from helpers import small_config
 

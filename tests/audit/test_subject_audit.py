@@ -11,11 +11,11 @@ import torch
 from safetensors.torch import save_file
 from torch.nn import functional as F
 
-from audit.data import prepare_data
-from audit.errors import SalunInputError
-from audit.models import build_model
+from audit.data.datasets import prepare_data
+from audit.core.errors import SalunInputError
+from audit.nn.models import build_model
 from audit.pipeline import run_audit
-from audit.spec import spec_from_dict
+from audit.config.spec import spec_from_dict
 from helpers import small_config
 
 HIDDEN = [32]

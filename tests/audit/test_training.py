@@ -1,11 +1,11 @@
 import pytest
 import torch
 
-from audit.data import prepare_data
-from audit.errors import Diverged
-from audit.jobs import new_model
-from audit.seeds import torch_generator
-from audit.training import fit, shuffled_batches
+from audit.data.datasets import prepare_data
+from audit.core.errors import Diverged
+from audit.tasks.classification.jobs import new_model
+from audit.core.seeds import torch_generator
+from audit.nn.training import fit, shuffled_batches
 from helpers import small_spec
 
 

@@ -7,10 +7,10 @@ from pathlib import Path
 import pytest
 
 import audit.verify
-from audit.errors import SalunInputError
+from audit.core.errors import SalunInputError
 from audit.pipeline import run_audit
-from audit.spec import default_spec, spec_from_dict
-from audit.store import CorruptArtifact
+from audit.config.spec import default_spec, spec_from_dict
+from audit.engine.store import CorruptArtifact
 from audit.verify import GPU_ATOL, GPU_RTOL, compare, format_differences, verify
 from helpers import small_config
 

@@ -5,8 +5,8 @@ from markupsafe import escape
 import pytest
 
 from audit.pipeline import run_audit
-from audit.results import dumps
-from audit.spec import load_spec
+from audit.tasks.classification.results import dumps
+from audit.config.spec import load_spec
 from helpers import small_config, write_toml
 from reports.html import render_html
 from reports.markdown import render_markdown

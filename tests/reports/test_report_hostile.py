@@ -14,9 +14,9 @@ import numpy as np
 import pytest
 
 from attacks.mia.roc import histogram, roc_curve, roc_plot_data
-from audit import results as results_module
+from audit.tasks.classification import results as results_module
 from audit.pipeline import run_audit
-from audit.spec import spec_from_dict
+from audit.config.spec import spec_from_dict
 from helpers import small_config
 from junit_schema import check_junit_schema
 from reports.plots import histogram_figure

@@ -3,7 +3,7 @@
 import torch
 from torch import nn
 
-from audit.ddpm import Denoiser, NoiseSchedule, denoising_loss
+from audit.nn.ddpm import Denoiser, NoiseSchedule, denoising_loss
 from unlearners.generation_losses import (dimum_loss, fixed_pattern, replacement_classes, salun_forgetting_loss,
                                           salun_generation_loss)
 
@@ -46,7 +46,7 @@ def test_the_replacement_branch_is_a_fixed_target():
     loss.backward()
     grads = {name: p.grad.clone() for name, p in model.named_parameters()}
     model.zero_grad()
-    from audit.ddpm import noised
+    from audit.nn.ddpm import noised
 
     x_t, t, _ = noised(SCHEDULE, x, torch.Generator().manual_seed(1))
     target = model(x_t, t, replacement_classes(y, 3)).detach()

@@ -6,8 +6,8 @@ import pytest
 import torch
 from torch import nn
 
-from audit.data import Subset
-from audit.ddpm import Denoiser, NoiseSchedule, sample, train_denoiser
+from audit.core.contracts import Subset
+from audit.nn.ddpm import Denoiser, NoiseSchedule, sample, train_denoiser
 from unlearners.generation_methods import dimum, finetune_generation, salun_generation
 
 SCHEDULE = NoiseSchedule(steps=100)

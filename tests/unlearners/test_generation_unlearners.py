@@ -5,8 +5,8 @@ from dataclasses import dataclass
 import pytest
 import torch
 
-from audit.registry import GENERATION_UNLEARNERS
-from unlearners.base import Tags, Unlearner
+from audit.core.registry import GENERATION_UNLEARNERS
+from audit.core.contracts import Tags, Unlearner
 from unlearners.checks import check_unlearner
 from unlearners.generation import DiMUM
 

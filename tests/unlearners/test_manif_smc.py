@@ -7,13 +7,13 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from audit.errors import SalunInputError
-from audit.registry import UNLEARNERS
+from audit.core.errors import SalunInputError
+from audit.core.registry import UNLEARNERS
 from types import SimpleNamespace
 
-from audit.data import Subset
-from audit.models import Classifier
-from unlearners.base import Task
+from audit.core.contracts import Subset
+from audit.nn.models import Classifier
+from audit.core.contracts import Task
 from unlearners.checks import _problem, _task
 from unlearners.manif_smc import _params, bezier, nearest_neighbours, normalised_features, train_control_point
 
@@ -145,7 +145,7 @@ def test_bad_hyperparameters_are_named(bad, message):
 
 
 def test_the_spec_names_a_bad_margin_before_anything_trains():
-    from audit.spec import spec_from_dict
+    from audit.config.spec import spec_from_dict
 
     with pytest.raises(SalunInputError, match="unlearners.manif_fixed: margin must be one of"):
         spec_from_dict({"unlearners": {"manif_fixed": {"method": "manif_smc", "margin": "wide"}}})
@@ -162,7 +162,7 @@ def test_the_other_margins_pass_the_conformance_checks(margin):
 @pytest.mark.parametrize("arch, options, shape", [("cnn", {"width": 4}, (1, 8, 8)),
                                                   ("resnet18", {"width": 4}, (3, 32, 32))])
 def test_every_built_in_architecture_works_including_batch_norm(arch, options, shape):
-    from audit.models import build_model
+    from audit.nn.models import build_model
 
     g = torch.Generator().manual_seed(0)
     model = build_model(arch, options, shape, 3, g, torch.device("cpu"))

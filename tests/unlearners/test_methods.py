@@ -6,15 +6,16 @@ import pytest
 import torch
 from torch.nn import functional as F
 
-from audit.data import prepare_data
-from audit.execute import CPU_THREADS_PER_JOB
-from audit.jobs import make_task, new_model
+from audit.data.datasets import prepare_data
+from audit.engine.execute import CPU_THREADS_PER_JOB
+from audit.tasks.classification.jobs import make_task, new_model
 from audit.pipeline import run_audit
-from audit.plan import SALIENCY, build_plan
-from audit.registry import UNLEARNERS
-from audit.seeds import torch_generator
-from audit.spec import spec_from_dict
-from audit.store import Store
+from audit.engine.job import SALIENCY
+from audit.tasks.classification.plan import build_plan
+from audit.core.registry import UNLEARNERS
+from audit.core.seeds import torch_generator
+from audit.config.spec import spec_from_dict
+from audit.engine.store import Store
 from unlearners.boundary_shrink import fgsm_neighbour_labels
 from unlearners.checks import CHECK_SPEC, _problem, _task
 from unlearners.influence import per_sample_gradients

@@ -4,8 +4,8 @@ import pytest
 import torch
 from torch.nn import functional as F
 
-from audit.registry import UNLEARNERS
-from unlearners.base import Tags, Unlearner
+from audit.core.registry import UNLEARNERS
+from audit.core.contracts import Tags, Unlearner
 from unlearners.checks import _problem, _task, check_unlearner
 from unlearners.finetune import FineTune
 from unlearners.random_label import random_label_loss
@@ -110,8 +110,8 @@ class WantsTestData(Unlearner):
 
 
 def test_tasks_carry_only_the_data_a_method_asks_for(tmp_path):
-    from audit.data import prepare_data
-    from audit.jobs import make_task
+    from audit.data.datasets import prepare_data
+    from audit.tasks.classification.jobs import make_task
     from helpers import small_spec
 
     data = prepare_data(small_spec(tmp_path, forget={"kind": "class", "fraction": None, "classes": [3]}))

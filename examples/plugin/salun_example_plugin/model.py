@@ -7,8 +7,8 @@ import math
 import torch
 from torch import nn
 
-from audit.errors import SalunInputError
-from audit.models import Classifier
+from audit.core.errors import SalunInputError
+from audit.nn.models import Classifier
 
 
 class TinyMLP(Classifier):

@@ -8,8 +8,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from audit.training import make_optimizer
-from unlearners.base import Task
+from audit.nn.training import make_optimizer
+from audit.core.contracts import Task
 from unlearners.sgd import SGDUnlearner
 
 

@@ -1,0 +1,32 @@
+"""Which code computes a job: the classifier jobs of `audit.tasks.classification.jobs` and the generator jobs of
+`audit.tasks.generation.jobs`, each given the data its job reads."""
+
+from __future__ import annotations
+
+import torch
+
+from audit.tasks.classification import jobs
+from audit.tasks.generation import jobs as generation_jobs
+from audit.data.datasets import AuditData, prepare_data
+from audit.engine.job import OBSERVE, Job
+from audit.data.poison import poisoned
+from audit.config.spec import Spec
+from audit.engine.store import Store
+
+RUNNERS = {**jobs.RUNNERS, **generation_jobs.RUNNERS}
+
+
+def run_job(job: Job, spec: Spec, store: Store) -> None:
+    """Compute one job and write its artifact (a failure of the method is an artifact too)."""
+    meta = {"kind": job.kind, "label": job.label, "params": job.params, "inputs": list(job.inputs)}
+    RUNNERS[job.kind](job, spec, _data_of(job, spec), store, torch.device(job.params["device"]), meta)
+
+
+def _data_of(job: Job, spec: Spec) -> AuditData:
+    """The clean data, or for the jobs that train on the original's pool, the pool with the
+    trigger planted (observations ask the clean pool and, besides, the triggered queries)."""
+    data = prepare_data(spec)
+    settings = job.params.get("backdoor")
+    if settings and job.kind != OBSERVE:
+        return poisoned(data, settings["fraction"], settings["target"], settings["size"])
+    return data

@@ -1,0 +1,57 @@
+"""A job, keyed by a hash of its parameters, its inputs and the version of the code that runs it,
+so a changed input can never be served a stale result; and the plan, an audit's jobs in
+dependency order with the roles of their artifacts.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+from dataclasses import dataclass, field
+from typing import Any
+
+from audit.config.spec import canonical_json
+from audit.engine.manifest import source_digest, third_party_code
+
+TRAIN, SALIENCY, UNLEARN, OBSERVE, RELEARN = "train", "saliency", "unlearn", "observe", "relearn"
+GENERATOR, UNLEARN_GENERATOR, SAMPLE, DIMRA = "train_generator", "unlearn_generator", "sample", "dimra"
+IMPORT = "import"  # a checkpoint from outside salun, checked against the architecture
+
+
+@dataclass(frozen=True)
+class Job:
+    kind: str
+    params: dict[str, Any]
+    inputs: tuple[str, ...]
+    label: str
+    code: dict[str, Any] = field(default_factory=dict)
+
+    @functools.cached_property
+    def key(self) -> str:
+        body = {"kind": self.kind, "params": self.params, "inputs": list(self.inputs), "code": self.code}
+        return hashlib.sha256(canonical_json(body).encode()).hexdigest()
+
+
+@dataclass
+class Plan:
+    jobs: list[Job]  # in dependency order
+    originals: list[str]
+    retrains: list[str]
+    unlearned: dict[str, list[str]]
+    observation_of: dict[str, str]  # model key -> observation key
+    seeds: list[int]
+    shadows: list[str] = field(default_factory=list)  # shadow originals, in shadow order
+    shadow_unlearned: dict[str, list[str]] = field(default_factory=dict)  # method label -> per shadow
+    relearned: dict[str, dict[str, list[str]]] = field(default_factory=dict)  # attack -> target -> per seed
+    judge: str | None = None  # generation: the judge classifier
+    samples_of: dict[str, str] = field(default_factory=dict)  # generation: generator key -> its samples' key
+
+
+def code_versions(**plugins: tuple[Any, Any]) -> dict[str, Any]:
+    """salun's source digest, plus the version of every third-party plugin the job runs."""
+    code: dict[str, Any] = {"salun": source_digest()}
+    for role, (origin, obj) in plugins.items():
+        version = third_party_code(origin, obj)
+        if version is not None:
+            code[role] = version
+    return code
