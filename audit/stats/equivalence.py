@@ -61,10 +61,14 @@ def method_equivalence(unlearned_phi: np.ndarray, retrained_phi: np.ndarray, unl
                        retrained_metrics: dict[str, Any], spec: Any, *seed: object,
                        forget_indices: np.ndarray | None = None) -> dict[str, Any]:
     """Every retrain-equivalence test of one method: φ on the forget set, (models, examples) per
-    side, and the per-seed metric summaries of results.json's `metrics` and `populations`."""
+    side, the rows of both sides paired by seed, and the per-seed metric summaries of
+    results.json's `metrics` and `populations`."""
+    if len(unlearned_phi) != len(retrained_phi):
+        raise ValueError(f"φ of {len(unlearned_phi)} unlearned and {len(retrained_phi)} retrained models: "
+                         "pair them by seed first")
     settings = spec.equivalence
-    n = min(len(unlearned_phi), len(retrained_phi))
-    u, r = unlearned_phi[:n], retrained_phi[:n]
+    u, r = unlearned_phi, retrained_phi
+    n = len(u)
     eps = per_example_epsilon(u, r)
     mean = {name: unlearned_metrics[name]["mean"] / retrained_metrics[name]["mean"] for name in ("RA", "TA")}
     score = forget_score(eps, n)

@@ -107,10 +107,12 @@ def build_results(spec: Spec, data: AuditData, plan: Plan, store: Store, device:
     probes, verdicts = [], []
     retrained_mean = {name: sum(r[name] for r in references) / len(references) for name in METRICS}
 
+    reference_of_seed = dict(zip(plan.seeds, references))
+
     def values_of(seed: int, key: str) -> dict[str, float] | None:
         """A method's seed against the retrain of its seed; a subject checkpoint against their mean."""
         values = _metrics_of(store, plan, key, data, spec)
-        reference = retrained_mean if spec.subject is not None else references[seed]
+        reference = retrained_mean if spec.subject is not None else reference_of_seed[seed]
         return None if values is None else {**values, "avg_gap": avg_gap(values, reference)}
 
     for label, keys in plan.unlearned.items():
@@ -163,6 +165,17 @@ def build_results(spec: Spec, data: AuditData, plan: Plan, store: Store, device:
     }
 
 
+def paired_by_seed(obs: StoredObservations, keys: list[str], retrains: list[str]) -> tuple[list[str], list[str]]:
+    """A method's usable models and the retrains they are compared with: with one model per seed,
+    the seeds usable on both sides (a seed that failed on either side leaves both); an outside
+    checkpoint against every usable retrain."""
+    if len(keys) != len(retrains):
+        return obs.usable(keys), obs.usable(retrains)
+    usable = set(obs.usable(keys)) | set(obs.usable(retrains))
+    pairs = [(u, r) for u, r in zip(keys, retrains) if u in usable and r in usable]
+    return [u for u, _ in pairs], [r for _, r in pairs]
+
+
 def equivalence_results(spec: Spec, data: AuditData, plan: Plan, store: Store, metrics: dict[str, Any],
                         retrained: dict[str, Any]) -> dict[str, Any]:
     """Each method's retrain-equivalence tests: its forget-set φ against the reference retrains'."""
@@ -171,7 +184,7 @@ def equivalence_results(spec: Spec, data: AuditData, plan: Plan, store: Store, m
     retrained_phi = obs.signal(reference, logit_scaled_confidence)[0][:, data.forget]
     out = {}
     for label, keys in plan.unlearned.items():
-        keys = obs.usable(keys)
+        keys, paired = paired_by_seed(obs, keys, plan.retrains)
         if len(reference) < 2 or not keys:
             continue  # a population of one has no distribution to compare against
         unlearned_phi = obs.signal(keys, logit_scaled_confidence)[0][:, data.forget]
@@ -180,7 +193,8 @@ def equivalence_results(spec: Spec, data: AuditData, plan: Plan, store: Store, m
                           "per_example": {"consistency": consistency_test(
                               unlearned_phi[0], retrained_phi, spec.equivalence.alpha, data.pool_index[data.forget])}}
             continue
-        out[label] = method_equivalence(unlearned_phi, retrained_phi, metrics[label], retrained, spec, label,
+        paired_phi = obs.signal(paired, logit_scaled_confidence)[0][:, data.forget]
+        out[label] = method_equivalence(unlearned_phi, paired_phi, metrics[label], retrained, spec, label,
                                         forget_indices=data.pool_index[data.forget])
     return out
 
