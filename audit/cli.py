@@ -166,7 +166,7 @@ def _init(args: argparse.Namespace) -> int:
 
 def _report(args: argparse.Namespace) -> int:
     from audit.pipeline import write_reports
-    from audit.tasks.classification.results import load_results
+    from audit.results.document import load_results
 
     formats = [f.strip() for f in args.format.split(",") if f.strip()]
     unknown = [f for f in formats if f not in REPORT_FORMATS]

@@ -13,7 +13,8 @@ from audit.tasks.generation.results import build_generation_results
 from audit.tasks.classification.plan import build_plan
 from audit.engine.progress import Progress
 from audit.core.registry import allow_plugins
-from audit.tasks.classification.results import build_results, load_results, write_results
+from audit.results.document import load_results, write_results
+from audit.tasks.classification.results import build_results
 from audit.config.spec import Spec
 from audit.engine.store import Store
 from audit.nn.training import resolve_device

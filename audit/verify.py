@@ -31,7 +31,7 @@ import torch
 
 from audit.core.errors import SalunInputError
 from audit.pipeline import run_audit
-from audit.tasks.classification.results import load_results, without_timings
+from audit.results.document import load_results, without_timings
 from audit.config.spec import spec_from_dict
 from audit.engine.store import OBJECTS, CorruptArtifact
 from audit.engine.store_maintenance import check_store

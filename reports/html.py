@@ -7,7 +7,7 @@ from typing import Any
 
 from jinja2 import Environment, PackageLoader, StrictUndefined, UndefinedError, select_autoescape
 
-from audit.engine.store import write_text_atomic
+from audit.core.files import write_text_atomic
 from reports.numbers import PERCENT, interval, number, summary
 from reports.plots import epsilon_figure, histogram_figure, relearn_figure, roc_figure, sample_grid_figure
 from reports.text import rendering, xml_safe

@@ -13,7 +13,7 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 from typing import Any
 
-from audit.engine.store import write_text_atomic
+from audit.core.files import write_text_atomic
 from reports.text import rendering, xml_safe
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from audit.engine.store import write_text_atomic
+from audit.core.files import write_text_atomic
 from reports.numbers import summary
 from reports.text import markdown_text as md
 from reports.text import rendering

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from audit.core.errors import SalunInputError
-from audit.engine.store import write_bytes_atomic
+from audit.core.files import write_bytes_atomic
 from reports.html import render_html
 
 INSTALL = (

@@ -33,7 +33,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load as load_safetensors
 from safetensors.torch import save as save_safetensors
 
-from audit.nn.checkpoints import sha256_of
+from audit.core.files import fsync_dir, sha256_of, write_synced, write_text_atomic
 from audit.core.errors import SalunInputError
 
 META = "meta.json"
@@ -151,48 +151,6 @@ def label_of(folder: Path) -> str:
         return "unlabelled"
 
 
-def _write_synced(path: Path, data: bytes) -> None:
-    with open(path, "wb") as handle:
-        handle.write(data)
-        handle.flush()
-        os.fsync(handle.fileno())
-
-
-def _fsync_dir(path: Path) -> None:
-    descriptor = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(descriptor)
-    finally:
-        os.close(descriptor)
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
-def write_bytes_atomic(path: Path, data: bytes) -> None:
-    """Replace `path` with `data` in one rename, so a reader never sees half a file."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    descriptor, staging = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(descriptor, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.chmod(staging, 0o666 & ~_umask())  # mkstemp's 0600 would hide reports from their readers
-        os.replace(staging, path)
-    except BaseException:
-        Path(staging).unlink(missing_ok=True)
-        raise
-
-
-def write_text_atomic(path: Path, text: str) -> None:
-    write_bytes_atomic(path, text.encode("utf-8"))
-
-
 def _serialised(meta: dict[str, Any], tensors: dict[str, torch.Tensor] | None,
                 arrays: dict[str, np.ndarray] | None) -> dict[str, bytes]:
     files = {META: json.dumps(meta, sort_keys=True, indent=1).encode("utf-8")}
@@ -262,9 +220,9 @@ class Store:
         staging = Path(tempfile.mkdtemp(prefix=f"{os.getpid()}.{key[:16]}.", dir=self.scratch))
         try:
             for name, data in files.items():
-                _write_synced(staging / name, data)
-            _write_synced(staging / DIGESTS, format_digests(digests).encode("ascii"))
-            _fsync_dir(staging)
+                write_synced(staging / name, data)
+            write_synced(staging / DIGESTS, format_digests(digests).encode("ascii"))
+            fsync_dir(staging)
             final.parent.mkdir(parents=True, exist_ok=True)
             try:
                 os.rename(staging, final)
@@ -272,7 +230,7 @@ class Store:
                 if not self.has(key):
                     raise
             else:
-                _fsync_dir(final.parent)
+                fsync_dir(final.parent)
                 self._intact[key] = digests
         finally:
             shutil.rmtree(staging, ignore_errors=True)

@@ -15,9 +15,7 @@ metric or attack on it would mean anything, and the file, not the audit, has to 
 
 from __future__ import annotations
 
-import hashlib
 import pickle
-import stat
 import warnings
 from pathlib import Path
 
@@ -25,19 +23,12 @@ import torch
 from torch import nn
 
 from audit.core.errors import SalunInputError
+from audit.core.files import regular_file_problem, sha256_of
 
 SAFETENSORS_SUFFIX = ".safetensors"
 ZIP_MAGIC = b"PK\x03\x04"  # torch.save's default format
 PICKLE_PROTOCOL_2_OR_LATER = b"\x80"  # torch.save's legacy format, and pickle.dump
 LISTED_PROBLEMS = 10
-
-
-def sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def checkpoint_sha256(path: Path, field: str) -> str:
@@ -47,27 +38,6 @@ def checkpoint_sha256(path: Path, field: str) -> str:
         return sha256_of(path)
     except OSError as error:
         raise SalunInputError(f"{field}: cannot read {path} ({error.strerror or error})") from None
-
-
-def _kind_of(mode: int) -> str:
-    kinds = ((stat.S_ISFIFO, "a FIFO"), (stat.S_ISSOCK, "a socket"), (stat.S_ISCHR, "a character device"),
-             (stat.S_ISBLK, "a block device"))
-    return next((name for test, name in kinds if test(mode)), "a special file")
-
-
-def regular_file_problem(path: Path) -> str | None:
-    """Why `path` cannot be read as a file ("not found", "is a folder, not a file", ...), or None."""
-    try:
-        mode = path.stat().st_mode
-    except FileNotFoundError:
-        return "not found"
-    except OSError as error:
-        return f"cannot be read ({error.strerror or error})"
-    if stat.S_ISDIR(mode):
-        return "is a folder, not a file"
-    if not stat.S_ISREG(mode):
-        return f"is not a regular file ({_kind_of(mode)})"
-    return None
 
 
 def _require_file(path: Path, field: str) -> None:

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from audit.pipeline import run_audit
-from audit.tasks.classification.results import load_results, without_timings
+from audit.results.document import load_results, without_timings
 from audit.config.spec import default_spec, load_spec, spec_from_dict
 from helpers import small_config, write_toml
 

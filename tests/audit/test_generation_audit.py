@@ -7,7 +7,7 @@ import pytest
 
 from audit.core.errors import SalunInputError
 from audit.tasks.generation.results import sample_metrics
-from audit.tasks.classification.results import without_timings
+from audit.results.document import without_timings
 from helpers import small_config, write_toml
 
 GENERATION = {

@@ -11,8 +11,8 @@ import pytest
 import torch
 
 import audit.engine.store
-from audit.nn.checkpoints import sha256_of
-from audit.engine.store import ARRAYS, DIGESTS, META, WEIGHTS, Store, write_text_atomic
+from audit.core.files import sha256_of, write_text_atomic
+from audit.engine.store import ARRAYS, DIGESTS, META, WEIGHTS, Store
 from audit.engine.store_maintenance import plan_gc
 
 

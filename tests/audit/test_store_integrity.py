@@ -16,7 +16,7 @@ from safetensors.torch import save as save_safetensors
 
 from audit.core.errors import SalunInputError
 from audit.pipeline import run_audit
-from audit.tasks.classification.results import load_results
+from audit.results.document import load_results
 from audit.config.spec import spec_from_dict
 from audit.engine.store import ARRAYS, DIGESTS, META, WEIGHTS, CorruptArtifact, Store, format_digests
 from audit.engine.store_maintenance import check_store

@@ -5,7 +5,7 @@ from markupsafe import escape
 import pytest
 
 from audit.pipeline import run_audit
-from audit.tasks.classification.results import dumps
+from audit.results.document import dumps
 from audit.config.spec import load_spec
 from helpers import small_config, write_toml
 from reports.html import render_html

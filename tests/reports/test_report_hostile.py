@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from attacks.mia.roc import histogram, roc_curve, roc_plot_data
-from audit.tasks.classification import results as results_module
+from audit.results import document as results_module
 from audit.pipeline import run_audit
 from audit.config.spec import spec_from_dict
 from helpers import small_config

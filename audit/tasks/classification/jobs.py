@@ -15,7 +15,8 @@ from torch import nn
 
 from attacks.relearn import accuracy, checkpoint_steps, relearn_curve, relearn_time
 from audit.nn.augment import make_augmentation
-from audit.nn.checkpoints import load_checkpoint, sha256_of
+from audit.core.files import sha256_of
+from audit.nn.checkpoints import load_checkpoint
 from audit.core.contracts import Subset
 from audit.data.datasets import AuditData, auxiliary_set
 from audit.core.errors import Diverged, SalunInputError

@@ -3,14 +3,12 @@ equivalence on the forgotten class, DiMRA, and the sample grids the report draws
 
 from __future__ import annotations
 
-import datetime as dt
 from typing import Any
 
 import numpy as np
 import torch
 
 from attacks.relearn_probe import REFERENCE, relearn_results
-from audit import __version__
 from audit.data.datasets import AuditData
 from audit.results.describe import generation_limitations, generation_tests_run
 from audit.stats.equivalence import metric_tost
@@ -18,7 +16,7 @@ from audit.core.errors import SalunInputError
 from audit.tasks.generation.metrics import class_accuracy, forgotten_class_probability, frechet_distance, softmax, ua_generation
 from audit.engine.job import Plan
 from audit.config.policy import GENERATION_RULES, apply_policy
-from audit.tasks.classification.results import SCHEMA, forget_digest, manifest_of, method_table, probe_verdicts, sizes, summaries
+from audit.results.common import document, forget_digest, manifest_of, method_table, probe_verdicts, sizes, summaries
 from audit.config.spec import Spec
 from audit.engine.store import Store
 
@@ -113,29 +111,11 @@ def build_generation_results(spec: Spec, data: AuditData, plan: Plan, store: Sto
         "judge": judge,
         "grids": _grids(plan, store, data, arrays_of, spec.generation.grid),
     }
-    return {
-        "schema": SCHEMA,
-        "salun_version": __version__,
-        "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-        "manifest": {**manifest_of(spec, data, plan, device), "judge": plan.judge, "command": command},
-        "spec": spec.to_dict(),
-        "scope": scope,
-        "populations": populations,
-        "metrics": metrics,
-        "mia": {},
-        "equivalence": equivalence,
-        "relearn": relearn,
-        "backdoor": {},
-        "generation": generation,
-        "probes": probes,
-        "policy": {"rules": list(spec.policy.rules), "default": spec.policy.rules == GENERATION_RULES},
-        "verdicts": decided["verdicts"],
-        "method_verdicts": decided["methods"],
-        "verdict": decided["verdict"],
-        "verdict_reason": decided["verdict_reason"],
-        "method": generation_tests_run(spec, scope, equivalence, relearn),
-        "limitations": generation_limitations(spec, equivalence, decided["verdicts"], methods),
-    }
+    manifest = {**manifest_of(spec, data, plan, device), "judge": plan.judge, "command": command}
+    sections = {"mia": {}, "equivalence": equivalence, "relearn": relearn, "backdoor": {}, "generation": generation}
+    return document(spec, manifest, scope, populations, metrics, sections, probes, decided, GENERATION_RULES,
+                    generation_tests_run(spec, scope, equivalence, relearn),
+                    generation_limitations(spec, equivalence, decided["verdicts"], methods))
 
 
 def _grids(plan: Plan, store: Store, data: AuditData, arrays_of: Any, per_class: int) -> dict[str, Any]:
