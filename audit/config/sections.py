@@ -10,13 +10,15 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
-from audit.nn.augment import POLICIES
 from audit.core.errors import SalunInputError
 from audit.core.params import (BatchSize, Count, Epochs, LearningRate, Momentum, Probability, Steps,
                           WeightDecay, shown, validate_keywords)
 from audit.config.policy import DEFAULT_RULES, MAX_RULES, parse_rule
 from audit.core.registry import DATASETS, MODELS
 
+# implemented by audit.nn.augment
+AUGMENTATION_POLICIES = ("none", "crop_flip", "randaugment", "autoaugment", "trivialaugment", "augmix",
+                         "random_erasing")
 REPORT_FORMATS = ("html", "pdf", "junit")  # written by every audit unless audit.reports says otherwise
 MIA_FEATURES = ("confidence", "correctness", "entropy", "modified_entropy", "modified_entropy_salun_code",
                 "probabilities")
@@ -203,7 +205,7 @@ class TrainSection(Section):
     momentum: Momentum = 0.9
     weight_decay: WeightDecay = 5e-4
     schedule: Literal["constant", "cosine", "linear"] = "cosine"
-    augmentation: Literal[POLICIES] = "none"  # type: ignore[valid-type]
+    augmentation: Literal[AUGMENTATION_POLICIES] = "none"  # type: ignore[valid-type]
 
 
 class GenerationSection(Section):

@@ -1,4 +1,5 @@
-"""One registry for every kind of plugin: unlearners, attacks, datasets, models.
+"""One registry for every kind of plugin: unlearners, attacks, datasets, models, and the engine's
+extension points (job runners, probes, executors, task families).
 
 Built-in plugins register with the `register` decorator when their package is imported;
 third-party packages register through an entry-point group. A config can only name what
@@ -218,7 +219,15 @@ ATTACKS: Registry[Any] = Registry("attack", "salun.attacks", ("attacks",))
 DATASETS: Registry[Any] = Registry("dataset", "salun.datasets", ("audit.data.datasets", "audit.data.file_datasets"))
 MODELS: Registry[Any] = Registry("model", "salun.models", ("audit.nn.models",))
 
-ALL = (UNLEARNERS, GENERATION_UNLEARNERS, ATTACKS, DATASETS, MODELS)
+# The engine's extension points: what computes a job of each kind, what turns stored artifacts into a
+# results.json section, how a plan's jobs are run, and the task families (what is audited).
+JOB_RUNNERS: Registry[Any] = Registry("job runner", "salun.job_runners",
+                                      ("audit.tasks.classification.jobs", "audit.tasks.generation.jobs"))
+PROBES: Registry[Any] = Registry("probe", "salun.probes", ("attacks",))
+EXECUTORS: Registry[Any] = Registry("executor", "salun.executors", ("audit.engine.execute",))
+TASKS: Registry[Any] = Registry("task family", "salun.tasks", ("audit.tasks.classification", "audit.tasks.generation"))
+
+ALL = (UNLEARNERS, GENERATION_UNLEARNERS, ATTACKS, DATASETS, MODELS, JOB_RUNNERS, PROBES, EXECUTORS, TASKS)
 
 _allowed: frozenset[str] | None = None  # the entry points that may load, as "<group>:<name>"; None: all
 

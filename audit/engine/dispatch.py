@@ -1,25 +1,21 @@
-"""Which code computes a job: the classifier jobs of `audit.tasks.classification.jobs` and the generator jobs of
-`audit.tasks.generation.jobs`, each given the data its job reads."""
+"""Which code computes a job: the runner registered for its kind (`JOB_RUNNERS`), given the data
+the job reads."""
 
 from __future__ import annotations
 
 import torch
 
-from audit.tasks.classification import jobs
-from audit.tasks.generation import jobs as generation_jobs
+from audit.core.registry import JOB_RUNNERS
 from audit.data.datasets import AuditData, prepare_data
 from audit.engine.job import OBSERVE, Job
 from audit.data.poison import poisoned
 from audit.config.spec import Spec
 from audit.engine.store import Store
 
-RUNNERS = {**jobs.RUNNERS, **generation_jobs.RUNNERS}
-
-
 def run_job(job: Job, spec: Spec, store: Store) -> None:
     """Compute one job and write its artifact (a failure of the method is an artifact too)."""
     meta = {"kind": job.kind, "label": job.label, "params": job.params, "inputs": list(job.inputs)}
-    RUNNERS[job.kind](job, spec, _data_of(job, spec), store, torch.device(job.params["device"]), meta)
+    JOB_RUNNERS.get(job.kind, f"job {job.label}")(job, spec, _data_of(job, spec), store, torch.device(job.params["device"]), meta)
 
 
 def _data_of(job: Job, spec: Spec) -> AuditData:

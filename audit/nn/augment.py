@@ -18,12 +18,13 @@ from typing import TYPE_CHECKING
 import numpy as np
 import torch
 
+from audit.config.sections import AUGMENTATION_POLICIES as POLICIES
+
 if TYPE_CHECKING:
     from torchvision.transforms import v2
 
     from audit.core.contracts import Augment
 
-POLICIES = ("none", "crop_flip", "randaugment", "autoaugment", "trivialaugment", "augmix", "random_erasing")
 
 
 def make_augmentation(policy: str, channel_mean: np.ndarray, channel_std: np.ndarray) -> Augment | None:

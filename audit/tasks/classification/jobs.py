@@ -24,7 +24,7 @@ from audit.nn.models import build_model
 from audit.engine.observe import observe, predict_logits
 from audit.data.poison import backdoor_queries
 from audit.engine.job import IMPORT, OBSERVE, RELEARN, SALIENCY, TRAIN, UNLEARN, Job
-from audit.core.registry import UNLEARNERS
+from audit.core.registry import JOB_RUNNERS, UNLEARNERS
 from audit.core.seeds import numpy_generator, torch_generator
 from audit.data.shadows import shadow_split, shadow_train_positions
 from audit.config.spec import Spec
@@ -225,5 +225,6 @@ def _relearn(job: Job, spec: Spec, data: AuditData, store: Store, device: torch.
     store.put(job.key, {**meta, "status": "ok", **outcome})
 
 
-RUNNERS = {TRAIN: _train, SALIENCY: _saliency, UNLEARN: _unlearn, OBSERVE: _observe, RELEARN: _relearn,
-           IMPORT: _import}
+for _kind, _runner in {TRAIN: _train, SALIENCY: _saliency, UNLEARN: _unlearn, OBSERVE: _observe, RELEARN: _relearn,
+                      IMPORT: _import}.items():
+    JOB_RUNNERS.register(_kind)(_runner)

@@ -21,7 +21,7 @@ from audit.core.errors import Diverged, SalunInputError
 from audit.tasks.generation.metrics import judge_outputs
 from audit.tasks.classification.jobs import load_model, relearn_sets, run_unlearner, skipped_for_failed_input
 from audit.engine.job import DIMRA, GENERATOR, SAMPLE, UNLEARN_GENERATOR, Job
-from audit.core.registry import GENERATION_UNLEARNERS
+from audit.core.registry import GENERATION_UNLEARNERS, JOB_RUNNERS
 from audit.core.seeds import torch_generator
 from audit.config.spec import Spec
 from audit.engine.store import Store
@@ -124,4 +124,6 @@ def _dimra(job: Job, spec: Spec, data: AuditData, store: Store, device: torch.de
     store.put(job.key, {**meta, "status": "ok", "curve": curve}, arrays={"images": images.cpu().numpy()})
 
 
-RUNNERS = {GENERATOR: _train_generator, UNLEARN_GENERATOR: _unlearn_generator, SAMPLE: _sample, DIMRA: _dimra}
+for _kind, _runner in {GENERATOR: _train_generator, UNLEARN_GENERATOR: _unlearn_generator, SAMPLE: _sample,
+                      DIMRA: _dimra}.items():
+    JOB_RUNNERS.register(_kind)(_runner)
