@@ -8,13 +8,9 @@ from typing import Any
 
 from audit.data.datasets import prepare_data
 from audit.engine.execute import execute
-from audit.tasks.generation.plan import build_generation_plan
-from audit.tasks.generation.results import build_generation_results
-from audit.tasks.classification.plan import build_plan
 from audit.engine.progress import Progress
-from audit.core.registry import allow_plugins
+from audit.core.registry import TASKS, allow_plugins
 from audit.results.document import load_results, write_results
-from audit.tasks.classification.results import build_results
 from audit.config.spec import Spec
 from audit.engine.store import Store
 from audit.nn.training import resolve_device
@@ -42,8 +38,8 @@ def run_audit(
     resolved = resolve_device(device or spec.audit.device)
     data = prepare_data(spec)
     store = Store(spec.audit.store)
-    generating = spec.task.kind == "generation"
-    plan = (build_generation_plan if generating else build_plan)(spec, data, resolved)
+    family = TASKS.get(spec.task.kind, "task.kind")
+    plan = family.plan(spec, data, resolved)
     require_writable(out, "--out")  # after the spec's data is known to load: bad input leaves no folder behind
     if not all(store.has(job.key) for job in plan.jobs):
         require_writable(store.scratch, "audit.store")
@@ -56,8 +52,7 @@ def run_audit(
     if spec.attacks.run:
         log.info("scoring membership inference: %s on %d targets, %d bootstrap resamples each",
                  ", ".join(spec.attacks.run), 2 + len(plan.unlearned), spec.attacks.bootstrap)
-    build = build_generation_results if generating else build_results
-    results = build(spec, data, plan, store, resolved, command)
+    results = family.results(spec, data, plan, store, resolved, command)
     with writing("--out", out / "results.json", "every job is kept in the store: rerun to write the results"):
         write_results(results, out / "results.json")
     results = load_results(out / "results.json")  # reports see exactly what the file holds

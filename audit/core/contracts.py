@@ -87,3 +87,13 @@ class Unlearner(ABC):
     def __repr__(self) -> str:
         args = ", ".join(f"{k}={v!r}" for k, v in self.get_params().items())
         return f"{type(self).__name__}({args})"
+
+
+@dataclass(frozen=True)
+class TaskFamily:
+    """What kind of model an audit audits, registered in TASKS under `[task] kind`: how the spec
+    becomes jobs, `plan(spec, data, device) -> Plan`, and how their stored artifacts become
+    results.json, `results(spec, data, plan, store, device, command) -> dict`."""
+
+    plan: Callable[..., Any]
+    results: Callable[..., Any]

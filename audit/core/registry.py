@@ -225,7 +225,8 @@ JOB_RUNNERS: Registry[Any] = Registry("job runner", "salun.job_runners",
                                       ("audit.tasks.classification.jobs", "audit.tasks.generation.jobs"))
 PROBES: Registry[Any] = Registry("probe", "salun.probes", ("attacks",))
 EXECUTORS: Registry[Any] = Registry("executor", "salun.executors", ("audit.engine.execute",))
-TASKS: Registry[Any] = Registry("task family", "salun.tasks", ("audit.tasks.classification", "audit.tasks.generation"))
+TASKS: Registry[Any] = Registry("task family", "salun.tasks", ("audit.tasks.classification.family",
+                                                            "audit.tasks.generation.family"))
 
 ALL = (UNLEARNERS, GENERATION_UNLEARNERS, ATTACKS, DATASETS, MODELS, JOB_RUNNERS, PROBES, EXECUTORS, TASKS)
 
