@@ -42,7 +42,10 @@ def forget_gradient(model: nn.Module, forget: Subset, batch_size: int = 256) -> 
 
 
 def saliency_mask(gradient: dict[str, torch.Tensor], ratio: float) -> dict[str, torch.Tensor]:
-    """Boolean masks, True on exactly round(ratio · #parameters) entries of largest |g| overall."""
+    """Boolean masks, True on exactly round(ratio · #parameters) entries of largest |g| overall.
+
+    Entries tied at the threshold go to the earlier ones in the gradient's order: `topk` picks
+    among ties arbitrarily, so the same gradient gave other masks, and other models, on other runs."""
     if not 0.0 <= ratio <= 1.0:
         raise ValueError(f"mask_ratio must lie in [0, 1], got {ratio}")
     flat = torch.cat([g.detach().abs().flatten() for g in gradient.values()])
@@ -51,7 +54,7 @@ def saliency_mask(gradient: dict[str, torch.Tensor], ratio: float) -> dict[str, 
     if keep >= flat.numel():
         chosen[:] = True
     elif keep > 0:
-        chosen[torch.topk(flat, keep, sorted=False).indices] = True
+        chosen[torch.sort(flat, descending=True, stable=True).indices[:keep]] = True
     masks, start = {}, 0
     for name, g in gradient.items():
         masks[name] = chosen[start : start + g.numel()].view_as(g)
