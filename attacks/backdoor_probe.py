@@ -12,6 +12,8 @@ from __future__ import annotations
 from typing import Any
 
 from attacks.backdoor import athena_test
+from audit.core.probes import ProbeContext
+from audit.core.registry import PROBES
 from audit.engine.observe import StoredObservations
 from audit.engine.job import Plan
 from audit.stats.basics import clopper_pearson_upper
@@ -51,3 +53,22 @@ def backdoor_results(spec: Any, plan: Plan, observations: StoredObservations) ->
         test = athena_test(sum(hits), n * len(hits), min(q, 1 - 1e-12), max(p, 1e-12), settings.alpha)
         out["methods"][label] = {**test, "verdict": test["decision"], "per_seed_rate": [h / n for h in hits]}
     return out
+
+
+@PROBES.register("backdoor")
+class Backdoor:
+    """Athena's test of deletion: triggered queries to every model, when a trigger was planted."""
+
+    name = "backdoor"
+
+    def enabled(self, spec: Any) -> bool:
+        return spec.backdoor.enabled
+
+    def section(self, context: ProbeContext) -> dict[str, Any]:
+        return backdoor_results(context.spec, context.plan, context.observations)
+
+    def method_entries(self, section: dict[str, Any]) -> dict[str, Any]:
+        return section.get("methods", {})
+
+    def probe_entries(self, section: dict[str, Any]) -> list[dict[str, Any]]:
+        return []  # the policy's rules read the section itself

@@ -9,6 +9,8 @@ import numpy as np
 
 from attacks import relearn_stats
 from attacks.relearn import VERSION, checkpoint_steps
+from audit.core.probes import ProbeContext
+from audit.core.registry import PROBES
 from audit.engine.job import Plan
 from audit.config.spec import Spec
 from audit.stats.basics import summarize
@@ -75,3 +77,22 @@ def relearn_results(spec: Spec, plan: Plan, store: Store) -> dict[str, Any]:
                 out["methods"][label]["few_shot"] = {**few_shot, "why": faster["why"],
                                                      "decision": "faster" if faster["faster"] else "not faster"}
     return out
+
+
+@PROBES.register("relearn")
+class Relearning:
+    """Relearning attacks: each method's models and the reference retrains fine-tuned identically."""
+
+    name = "relearn"
+
+    def enabled(self, spec: Spec) -> bool:
+        return bool(spec.relearn.run)
+
+    def section(self, context: ProbeContext) -> dict[str, Any]:
+        return relearn_results(context.spec, context.plan, context.store)
+
+    def method_entries(self, section: dict[str, Any]) -> dict[str, Any]:
+        return section.get("methods", {})
+
+    def probe_entries(self, section: dict[str, Any]) -> list[dict[str, Any]]:
+        return []  # the policy's rules read the section itself

@@ -13,6 +13,7 @@ online LiRA is defined. Everything reads stored observations.
 from __future__ import annotations
 
 import copy
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -22,12 +23,15 @@ from attacks.mia.roc import attack_summary, auc
 from audit.stats.signals import FEATURES, confidence, logit_scaled_confidence
 from attacks.mia.units import Units
 from audit.data.datasets import AuditData
-from audit.tasks.classification.metrics import mia_efficacy_of
 from audit.engine.observe import StoredObservations
 from audit.engine.job import Plan
 from audit.core.seeds import numpy_generator
 from audit.data.shadows import keep_per_column, references_of_test_points, shadow_forget_positions, shadow_membership
+from audit.config.sections import ATTACK_NAMES
 from audit.config.spec import Spec
+from audit.core.errors import SalunInputError
+from audit.core.probes import MembershipAttack, ProbeContext, ShadowLogits, membership_attack
+from audit.core.registry import PROBES
 from audit.stats.basics import summarize
 from audit.engine.store import Store
 
@@ -88,74 +92,131 @@ def _entry(spec: Spec, data: AuditData, positives: np.ndarray, negatives: np.nda
     }
 
 
-def mia_results(spec: Spec, data: AuditData, plan: Plan, store: Store) -> dict[str, Any]:
+@dataclass
+class _Shadows:
+    """The shadow models' signals on the forget and test points, with the references each point is
+    scored against: every shadow is OUT for a test point, and each keeps half of them, as many as a
+    forget point has."""
+
+    keys: list[str]
+    out_f: np.ndarray
+    out_t: np.ndarray
+    phi_f: np.ndarray
+    phi_t: np.ndarray
+    p_ref_f: np.ndarray
+    p_ref_t: np.ndarray
+    a: float
+
+
+def _shadows(spec: Spec, data: AuditData, plan: Plan, obs: StoredObservations, out: dict[str, Any]) -> _Shadows | None:
+    """The shadows' own game in `out["recipe"]`, and what the attacks on targets need of them."""
+    attacks = spec.attacks
+    shadow_keys = obs.usable(plan.shadows)
+    if not shadow_keys:
+        return None
+    if len(shadow_keys) < len(plan.shadows):
+        raise RuntimeError("a shadow model has no usable observation; rerun the audit")
+    test_mask, forget = data.eval_test_mask, data.forget
+    membership = shadow_membership(len(data.pool), attacks.lira.shadows, spec.data.seed)
+    phi_pool, phi_test = obs.signal(shadow_keys, logit_scaled_confidence)
+    p_pool, p_test = obs.signal(shadow_keys, confidence)
+    loss_scores, _ = obs.signal(shadow_keys, lambda z, y: threshold.threshold_scores("loss", z, y))
+    recipe_key = (spec.digest(), tuple(shadow_keys))  # the same shadows give the same game
+    if recipe_key not in _RECIPES:
+        _RECIPES.clear()
+        _RECIPES[recipe_key] = _recipe_game(spec, phi_pool, p_pool, loss_scores, membership)
+    out["recipe"] = copy.deepcopy(_RECIPES[recipe_key])
+    a = attacks.rmia.a if attacks.rmia.a is not None else out["recipe"]["rmia_a"]
+    out_f = ~membership[:, forget]
+    out_t = references_of_test_points(int(test_mask.sum()), len(shadow_keys), spec.data.seed)
+    p_ref_f = rmia.reference_probability(p_pool[:, forget], ~out_f, True, a, attacks.rmia.trim)
+    p_ref_t = rmia.reference_probability(p_test[:, test_mask], ~out_t, True, a, attacks.rmia.trim)
+    out["references_per_example"] = {"forget": int(out_f.sum(axis=0).min()), "test": int(out_t.sum(axis=0).min())}
+    return _Shadows(shadow_keys, out_f, out_t, phi_pool[:, forget], phi_test[:, test_mask], p_ref_f,
+                    p_ref_t, a)
+
+
+def mia_results(spec: Spec, data: AuditData, plan: Plan, store: Store,
+                obs: StoredObservations | None = None) -> dict[str, Any]:
     """results.json's `mia` section: {"recipe": {...}, "populations": {name: {attack: summary}},
     "methods": {label: {attack: summary}}}."""
-    attacks = spec.attacks
-    if not attacks.run:
+    if not spec.attacks.run:
         return {}
-    obs = StoredObservations(store, plan, data)
-    test_mask = data.eval_test_mask
-    forget = data.forget
-    forget_labels = obs.y_pool[forget]
+    obs = obs or StoredObservations(store, plan, data)
     targets = {("populations", "original"): plan.originals, ("populations", "reference_retrain"): plan.retrains,
                **{("methods", label): keys for label, keys in plan.unlearned.items()}}
-    shadow_keys = obs.usable(plan.shadows)
-    membership = shadow_membership(len(data.pool), attacks.lira.shadows, spec.data.seed) if plan.shadows else None
-    out: dict[str, Any] = {"n_forget": len(forget), "n_test": int(test_mask.sum()), "populations": {}, "methods": {}}
-
-    if shadow_keys:
-        if len(shadow_keys) < len(plan.shadows):
-            raise RuntimeError("a shadow model has no usable observation; rerun the audit")
-        phi_pool, phi_test = obs.signal(shadow_keys, logit_scaled_confidence)
-        p_pool, p_test = obs.signal(shadow_keys, confidence)
-        loss_scores, _ = obs.signal(shadow_keys, lambda z, y: threshold.threshold_scores("loss", z, y))
-        recipe_key = (spec.digest(), tuple(shadow_keys))  # the same shadows give the same game
-        if recipe_key not in _RECIPES:
-            _RECIPES.clear()
-            _RECIPES[recipe_key] = _recipe_game(spec, phi_pool, p_pool, loss_scores, membership)
-        out["recipe"] = copy.deepcopy(_RECIPES[recipe_key])
-        a = attacks.rmia.a if attacks.rmia.a is not None else out["recipe"]["rmia_a"]
-        # every shadow is OUT for a test point; each keeps half of them, as many as a forget point has
-        out_f = ~membership[:, forget]
-        out_t = references_of_test_points(int(test_mask.sum()), len(shadow_keys), spec.data.seed)
-        phi_f, phi_t = phi_pool[:, forget], phi_test[:, test_mask]
-        p_ref_f = rmia.reference_probability(p_pool[:, forget], ~out_f, True, a, attacks.rmia.trim)
-        p_ref_t = rmia.reference_probability(p_test[:, test_mask], ~out_t, True, a, attacks.rmia.trim)
-        out["references_per_example"] = {"forget": int(out_f.sum(axis=0).min()), "test": int(out_t.sum(axis=0).min())}
-
+    out: dict[str, Any] = {"n_forget": len(data.forget), "n_test": int(data.eval_test_mask.sum()),
+                           "populations": {}, "methods": {}}
+    shadows = _shadows(spec, data, plan, obs, out) if plan.shadows else None
     for (group, target), keys in targets.items():
         keys = obs.usable(keys)
-        if not keys:
-            continue
-        results: dict[str, Any] = {}
-        pool_phi, test_phi = obs.signal(keys, logit_scaled_confidence)
-        if "threshold" in attacks.run:
-            for name in threshold.SIGNS:
-                pool_s, test_s = obs.signal(keys, lambda z, y, n=name: threshold.threshold_scores(n, z, y))
-                results[f"threshold_{name}"] = _entry(
-                    spec, data, pool_s[:, forget], test_s[:, test_mask], forget_labels, len(keys), 0,
-                    group, target, "threshold", name, version=threshold.VERSION)
-        if "svc" in attacks.run:
-            results.update(_svc_entries(obs, keys, data))
-        if "lira" in attacks.run and shadow_keys:
-            for name, score in (("lira_offline", lira.offline_scores),
-                                ("lira_offline_two_sided", lira.offline_two_sided_scores)):
-                positives = score(pool_phi[:, forget], phi_f, ~out_f, attacks.lira.scale, out_f)
-                negatives = score(test_phi[:, test_mask], phi_t, ~out_t, attacks.lira.scale, out_t)
-                results[name] = _entry(spec, data, positives, negatives, forget_labels, len(keys),
-                                       len(shadow_keys), group, target, name, version=lira.VERSION)
-        if "rmia" in attacks.run and shadow_keys:
-            pool_p, test_p = obs.signal(keys, confidence)
-            results["rmia_offline"] = _rmia_entry(spec, data, pool_p[:, forget], test_p[:, test_mask], p_ref_f,
-                                                  p_ref_t, forget_labels, len(keys), len(shadow_keys), (group, target), a)
-        if "ulira" in attacks.run and group == "methods" and target in plan.shadow_unlearned:
-            entry = _ulira_entry(spec, data, plan, obs, target, keys, membership)
-            if entry is not None:
-                results["ulira"] = entry
-        out[group][target] = results
+        if keys:
+            out[group][target] = _target_entries(spec, data, plan, obs, (group, target), keys, shadows)
     _svc_signal(out)
     return out
+
+
+def _target_entries(spec: Spec, data: AuditData, plan: Plan, obs: StoredObservations, where: tuple[str, str],
+                    keys: list[str], shadows: _Shadows | None) -> dict[str, Any]:
+    """Every attack in attacks.run on one target population: the built-ins, then each plugin's."""
+    attacks, (group, target) = spec.attacks, where
+    test_mask, forget = data.eval_test_mask, data.forget
+    forget_labels = obs.y_pool[forget]
+    results: dict[str, Any] = {}
+    pool_phi, test_phi = obs.signal(keys, logit_scaled_confidence)
+    if "threshold" in attacks.run:
+        for name in threshold.SIGNS:
+            pool_s, test_s = obs.signal(keys, lambda z, y, n=name: threshold.threshold_scores(n, z, y))
+            results[f"threshold_{name}"] = _entry(
+                spec, data, pool_s[:, forget], test_s[:, test_mask], forget_labels, len(keys), 0,
+                group, target, "threshold", name, version=threshold.VERSION)
+    if "svc" in attacks.run:
+        results.update(_svc_entries(obs, keys, data))
+    if "lira" in attacks.run and shadows:
+        for name, score in (("lira_offline", lira.offline_scores),
+                            ("lira_offline_two_sided", lira.offline_two_sided_scores)):
+            positives = score(pool_phi[:, forget], shadows.phi_f, ~shadows.out_f, attacks.lira.scale, shadows.out_f)
+            negatives = score(test_phi[:, test_mask], shadows.phi_t, ~shadows.out_t, attacks.lira.scale, shadows.out_t)
+            results[name] = _entry(spec, data, positives, negatives, forget_labels, len(keys),
+                                   len(shadows.keys), group, target, name, version=lira.VERSION)
+    if "rmia" in attacks.run and shadows:
+        pool_p, test_p = obs.signal(keys, confidence)
+        results["rmia_offline"] = _rmia_entry(spec, data, pool_p[:, forget], test_p[:, test_mask], shadows.p_ref_f,
+                                              shadows.p_ref_t, forget_labels, len(keys), len(shadows.keys),
+                                              where, shadows.a)
+    if "ulira" in attacks.run and group == "methods" and target in plan.shadow_unlearned:
+        membership = shadow_membership(len(data.pool), attacks.lira.shadows, spec.data.seed)
+        entry = _ulira_entry(spec, data, plan, obs, target, keys, membership)
+        if entry is not None:
+            results["ulira"] = entry
+    for name in (name for name in attacks.run if name not in ATTACK_NAMES):
+        attack = membership_attack(name)
+        if name in results:
+            raise SalunInputError(f"attacks.run: attack '{name}' would overwrite the built-in result of that name")
+        if shadows or not attack.needs_shadows:
+            results[name] = _plugin_entry(spec, data, obs, attack, name, keys, where, shadows)
+    return results
+
+
+def _plugin_entry(spec: Spec, data: AuditData, obs: StoredObservations, attack: MembershipAttack, name: str,
+                  keys: list[str], where: tuple[str, str], shadows: _Shadows | None) -> dict[str, Any]:
+    """A registered MembershipAttack: the forget set (members) against the test set (non-members)."""
+    test_mask, forget = data.eval_test_mask, data.forget
+
+    sides = []
+    for part, mask, labels, out in (("pool_logits", forget, obs.y_pool[forget], shadows and shadows.out_f),
+                                    ("test_logits", test_mask, obs.y_test[test_mask], shadows and shadows.out_t)):
+        logits = np.stack([obs.arrays(key)[part][mask] for key in keys])
+        reference = None
+        if attack.needs_shadows:
+            reference = ShadowLogits(np.stack([obs.arrays(key)[part][mask] for key in shadows.keys]), out)
+        scores = np.asarray(attack.scores(logits, labels, reference), dtype=np.float64)
+        if scores.shape != logits.shape[:2]:
+            raise SalunInputError(f"attacks.run: attack '{name}' scored logits of shape {logits.shape} with shape "
+                                  f"{scores.shape}; expected {logits.shape[:2]} (models, examples)")
+        sides.append(scores)
+    return _entry(spec, data, *sides, obs.y_pool[forget], len(keys), len(shadows.keys) if attack.needs_shadows else 0,
+                  *where, name, version=str(attack.version))
 
 
 def _svc_signal(out: dict[str, Any]) -> None:
@@ -190,6 +251,8 @@ def _svc_signal(out: dict[str, Any]) -> None:
 def _svc_entries(obs: StoredObservations, keys: list[str], data: AuditData) -> dict[str, Any]:
     """The SVC attack on each feature, per target model: MIA-Efficacy (the fraction of the
     forget set predicted non-member); its `confidence` view is the metrics' MIA-Efficacy."""
+    from audit.tasks.classification.metrics import mia_efficacy_of  # which imports attacks: not at load
+
     observations = [obs.arrays(key) for key in keys]
     sizes = {"n_forget": len(data.forget), "n_nonmembers": int(data.eval_test_mask.sum())}
     return {f"svc_{feature}": {"version": SVC_VERSION, "n_target_models": len(keys), "n_shadow_models": 0, **sizes,
@@ -267,3 +330,39 @@ def _ulira_entry(spec: Spec, data: AuditData, plan: Plan, obs: StoredObservation
     entry["references_per_example"] = {"unlearned": int(args[1].sum(axis=0).min()),
                                        "never_trained": int(args[2].sum(axis=0).min())}
     return entry
+
+
+MIA_HEADLINE = ("auc", "tpr_at_fpr", "balanced_accuracy", "advantage", "epsilon_lower_bound", "mia_efficacy",
+                "n_members", "n_forget", "n_nonmembers", "n_target_models", "n_shadow_models")
+
+
+@PROBES.register("mia")
+class MembershipInference:
+    """Membership inference: every attack in attacks.run against every target population."""
+
+    name = "mia"
+
+    def enabled(self, spec: Spec) -> bool:
+        return bool(spec.attacks.run)
+
+    def section(self, context: ProbeContext) -> dict[str, Any]:
+        return mia_results(context.spec, context.data, context.plan, context.store, context.observations)
+
+    def method_entries(self, section: dict[str, Any]) -> dict[str, Any]:
+        return section.get("methods", {})
+
+    def probe_entries(self, section: dict[str, Any]) -> list[dict[str, Any]]:
+        """One probe per attack and target; the full curves stay in the `mia` section."""
+        probes = []
+        targets = [(f"population:{name}", attacks) for name, attacks in section.get("populations", {}).items()]
+        targets += list(section.get("methods", {}).items())
+        for target, attacks in targets:
+            for attack, summary in attacks.items():
+                probes.append({
+                    "id": f"mia.{attack}", "version": summary["version"], "method": target,
+                    "n_models": summary["n_target_models"], "n_shadow_models": summary["n_shadow_models"],
+                    "n_examples": {"members": summary.get("n_members", summary.get("n_forget")),
+                                   "nonmembers": summary["n_nonmembers"]},
+                    "stats": {k: summary[k] for k in MIA_HEADLINE if k in summary},
+                })
+        return probes

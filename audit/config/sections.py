@@ -14,6 +14,7 @@ from audit.core.errors import SalunInputError
 from audit.core.params import (BatchSize, Count, Epochs, LearningRate, Momentum, Probability, Steps,
                           WeightDecay, shown, validate_keywords)
 from audit.config.policy import DEFAULT_RULES, MAX_RULES, parse_rule
+from audit.core.probes import membership_attack
 from audit.core.registry import DATASETS, MODELS
 
 # implemented by audit.nn.augment
@@ -260,7 +261,7 @@ class RmiaSection(Section):
 class AttacksSection(Section):
     """Membership-inference attacks; LiRA, RMIA and U-LiRA share the shadow models of [attacks.lira]."""
 
-    run: tuple[Literal[ATTACK_NAMES], ...] = ATTACK_NAMES  # type: ignore[valid-type]  # repeats folded
+    run: tuple[Name, ...] = ATTACK_NAMES  # built-in or registered (audit.api.MembershipAttack); repeats folded
     alpha: float = Field(default=0.05, gt=0, lt=1)
     delta: float = Field(default=1e-5, ge=0, lt=1)
     bootstrap: int = Field(default=1000, ge=0, le=100_000)
@@ -269,9 +270,19 @@ class AttacksSection(Section):
 
     _fold_run = field_validator("run", mode="before")(_unique)
 
+    @field_validator("run")
+    @classmethod
+    def _registered(cls, run: tuple[str, ...]) -> tuple[str, ...]:
+        for name in run:
+            if name not in ATTACK_NAMES:
+                membership_attack(name, "attacks.run")
+        return run
+
     @property
     def needs_shadows(self) -> bool:
-        return any(name in self.run for name in ("lira", "rmia", "ulira"))
+        plugins = [name for name in self.run if name not in ATTACK_NAMES]
+        return (any(name in self.run for name in ("lira", "rmia", "ulira"))
+                or any(membership_attack(name).needs_shadows for name in plugins))
 
 
 class EquivalenceSection(Section):

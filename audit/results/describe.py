@@ -25,23 +25,7 @@ def tests_run(spec: Any, scope: dict[str, Any], mia: dict[str, Any], equivalence
         "n": f"{n} models per population", "resolution": "the width of each interval", "alpha": 0.05,
     }]
     if mia.get("methods"):
-        recipe = mia.get("recipe", {})
-        tests.append({
-            "name": f"Membership inference ({', '.join(spec.attacks.run)})",
-            "version": ", ".join(sorted({f"{a} {s['version']}" for m in mia["methods"].values() for a, s in m.items()
-                                         if isinstance(s, dict) and "version" in s and not a.startswith("svc_")})),
-            "assumptions": "shadow models trained with the audit's recipe on random halves of the pool stand for "
-                           "the unknown training runs; LiRA and U-LiRA model each example's score as Gaussian, "
-                           "every scored example fitted on as many reference models "
-                           f"({_references(mia)}); examples and models are the independent units: "
-                           "AUC intervals are a two-way bootstrap over both, and each ε lower bound counts one "
-                           "trial per example (one model drawn per example), not one per model and example",
-            "n": f"{n} target models per method, {recipe.get('n_shadow_models', 0)} shadow models, "
-                 f"{mia.get('n_forget')} forget and {mia.get('n_test')} test examples",
-            "resolution": f"AUC to about ±{_half_width(mia)} (two-way bootstrap); TPR at 0.1 % FPR needs 1,000 or "
-                          "more non-members, and the report names how many stand behind each rate",
-            "alpha": spec.attacks.alpha,
-        })
+        tests.append(_membership_test(spec, n, mia))
     single = [e["per_example"]["consistency"] for e in equivalence.values() if "consistency" in e["per_example"]]
     if single:
         tests.append({
@@ -57,44 +41,67 @@ def tests_run(spec: Any, scope: dict[str, Any], mia: dict[str, Any], equivalence
             "alpha": spec.equivalence.alpha,
         })
     entries = [e for e in equivalence.values() if "neurips2023" in e]
-    if entries:
-        resolutions = [e["resolution"] for e in entries]
-        tests += [{
-            "name": "NeurIPS 2023 competition per-example ε and score", "version": entries[0]["neurips2023"]["version"],
-            "assumptions": "φ is the logit-scaled confidence on each forget example; ε is a point estimate with no "
-                           "interval; the competition's rule family, δ = 1e-5, capped at 50",
-            "n": f"{_range([e['n_models'] for e in entries], '{}')} models per side",
-            "resolution": f"up to ln(N − 1) = {_range(resolutions)}; populations drawn alike already give a median of "
-                          f"{_range([e['neurips2023']['null']['eps_median'] for e in entries])}",
-            "alpha": None,
-        }, {
-            "name": "High-confidence per-example ε lower bound",
-            "version": "1",
-            "assumptions": "thresholds chosen on one half of the models, rates bounded by Clopper-Pearson on the other",
-            "n": f"{_range([e['high_confidence']['n_per_side_bounding'] for e in entries], '{}')} models per side "
-                 "in the bounding half",
-            "resolution": f"at most {_range([e['high_confidence']['max_certifiable'] for e in entries])} can be certified",
-            "alpha": spec.equivalence.alpha,
-        }, {
-            "name": "Per-example two-sample tests (KS and permutation) with Benjamini-Hochberg",
-            "version": "1",
-            "assumptions": "models are independent draws; Benjamini-Hochberg assumes independent or positively "
-                           "dependent p-values across forget examples",
-            "n": f"{entries[0]['n_examples']} forget examples",
-            "resolution": f"smallest KS p-value {_range([e['per_example']['ks']['min_p_value'] for e in entries])}"
-                          + _ks_rule_power(spec, entries[0]),
-            "alpha": spec.equivalence.alpha,
-        }, {
-            "name": "TOST equivalence of UA, RA, TA and MIA-Efficacy (Welch and bootstrap)",
-            "version": "1",
-            "assumptions": "Welch: the seed means are roughly normal; bootstrap: percentile intervals; equivalence "
-                           "needs both one-sided tests to reject",
-            "n": f"{_range([e['n_models'] for e in entries], '{}')} models per side",
-            "resolution": f"margin ±{spec.equivalence.margin:g}; margins the tests could show at 80 % power: "
-                          f"{_detectable_margins(entries)}",
-            "alpha": spec.equivalence.alpha,
-        }]
-    return tests
+    return tests + (_equivalence_tests(spec, entries) if entries else [])
+
+
+def _membership_test(spec: Any, n: int, mia: dict[str, Any]) -> dict[str, Any]:
+    recipe = mia.get("recipe", {})
+    return {
+        "name": f"Membership inference ({', '.join(spec.attacks.run)})",
+        "version": ", ".join(sorted({f"{a} {s['version']}" for m in mia["methods"].values() for a, s in m.items()
+                                     if isinstance(s, dict) and "version" in s and not a.startswith("svc_")})),
+        "assumptions": "shadow models trained with the audit's recipe on random halves of the pool stand for "
+                       "the unknown training runs; LiRA and U-LiRA model each example's score as Gaussian, "
+                       "every scored example fitted on as many reference models "
+                       f"({_references(mia)}); examples and models are the independent units: "
+                       "AUC intervals are a two-way bootstrap over both, and each ε lower bound counts one "
+                       "trial per example (one model drawn per example), not one per model and example",
+        "n": f"{n} target models per method, {recipe.get('n_shadow_models', 0)} shadow models, "
+             f"{mia.get('n_forget')} forget and {mia.get('n_test')} test examples",
+        "resolution": f"AUC to about ±{_half_width(mia)} (two-way bootstrap); TPR at 0.1 % FPR needs 1,000 or "
+                      "more non-members, and the report names how many stand behind each rate",
+        "alpha": spec.attacks.alpha,
+    }
+
+
+def _equivalence_tests(spec: Any, entries: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The retrain-equivalence tests of the methods with a population of models on each side."""
+    resolutions = [e["resolution"] for e in entries]
+    return [{
+        "name": "NeurIPS 2023 competition per-example ε and score", "version": entries[0]["neurips2023"]["version"],
+        "assumptions": "φ is the logit-scaled confidence on each forget example; ε is a point estimate with no "
+                       "interval; the competition's rule family, δ = 1e-5, capped at 50",
+        "n": f"{_range([e['n_models'] for e in entries], '{}')} models per side",
+        "resolution": f"up to ln(N − 1) = {_range(resolutions)}; populations drawn alike already give a median of "
+                      f"{_range([e['neurips2023']['null']['eps_median'] for e in entries])}",
+        "alpha": None,
+    }, {
+        "name": "High-confidence per-example ε lower bound",
+        "version": "1",
+        "assumptions": "thresholds chosen on one half of the models, rates bounded by Clopper-Pearson on the other",
+        "n": f"{_range([e['high_confidence']['n_per_side_bounding'] for e in entries], '{}')} models per side "
+             "in the bounding half",
+        "resolution": f"at most {_range([e['high_confidence']['max_certifiable'] for e in entries])} can be certified",
+        "alpha": spec.equivalence.alpha,
+    }, {
+        "name": "Per-example two-sample tests (KS and permutation) with Benjamini-Hochberg",
+        "version": "1",
+        "assumptions": "models are independent draws; Benjamini-Hochberg assumes independent or positively "
+                       "dependent p-values across forget examples",
+        "n": f"{entries[0]['n_examples']} forget examples",
+        "resolution": f"smallest KS p-value {_range([e['per_example']['ks']['min_p_value'] for e in entries])}"
+                      + _ks_rule_power(spec, entries[0]),
+        "alpha": spec.equivalence.alpha,
+    }, {
+        "name": "TOST equivalence of UA, RA, TA and MIA-Efficacy (Welch and bootstrap)",
+        "version": "1",
+        "assumptions": "Welch: the seed means are roughly normal; bootstrap: percentile intervals; equivalence "
+                       "needs both one-sided tests to reject",
+        "n": f"{_range([e['n_models'] for e in entries], '{}')} models per side",
+        "resolution": f"margin ±{spec.equivalence.margin:g}; margins the tests could show at 80 % power: "
+                      f"{_detectable_margins(entries)}",
+        "alpha": spec.equivalence.alpha,
+    }]
 
 
 def _ks_rule_power(spec: Any, entry: dict[str, Any]) -> str:

@@ -6,15 +6,13 @@ from typing import Any
 
 import torch
 
-from attacks.backdoor_probe import backdoor_results
-from attacks.mia.probe import mia_results
-from attacks.relearn_probe import relearn_results
 from audit.stats.signals import logit_scaled_confidence
 from audit.data.datasets import AuditData
 from audit.stats.consistency import consistency_test
 from audit.results.describe import limitations, tests_run
 from audit.stats.equivalence import NEURIPS2023_VERSION, method_equivalence
 from audit.core.errors import SalunInputError
+from audit.core.probes import ProbeContext, ProbeSections
 from audit.tasks.classification.metrics import METRICS, avg_gap, classification_metrics
 from audit.engine.observe import StoredObservations
 from audit.engine.job import Plan
@@ -23,6 +21,7 @@ from audit.config.spec import Spec
 from audit.engine.store import Store
 from audit.results.common import document, manifest_of, method_table, probe_verdicts, sizes, summaries, forget_digest
 
+SECTIONS = ("mia", "equivalence", "relearn", "backdoor")  # results.json's probe sections, in order
 
 
 def _metrics_of(store: Store, plan: Plan, model_key: str, data: AuditData, spec: Spec) -> dict[str, float] | None:
@@ -55,18 +54,15 @@ def build_results(spec: Spec, data: AuditData, plan: Plan, store: Store, device:
                                                    sizes(data))
         probes.append(probe)
         verdicts.append(rule)
-    mia = mia_results(spec, data, plan, store)
+    observations = StoredObservations(store, plan, data)
+    found = ProbeSections(ProbeContext(spec, data, plan, store, observations))
     equivalence = equivalence_results(spec, data, plan, store, metrics, summaries(references, METRICS))
-    relearn = relearn_results(spec, plan, store)
-    backdoor = backdoor_results(spec, plan, StoredObservations(store, plan, data))
-    namespaces = {label: {"equivalence": equivalence.get(label), "mia": mia.get("methods", {}).get(label),
-                          "metrics": metrics[label], "relearn": relearn.get("methods", {}).get(label),
-                          "backdoor": backdoor.get("methods", {}).get(label)}
+    namespaces = {label: {"equivalence": equivalence.get(label), "metrics": metrics[label], **found.namespace(label)}
                   for label in plan.unlearned}
     methods = {label: section.method for label, section in spec.unlearners.items()}
     methods |= {label: "checkpoint" for label in (spec.subject.unlearned if spec.subject is not None else {})}
     decided = apply_policy(spec.policy.rules, namespaces, methods, verdicts)
-    probes += _mia_probes(mia) + _equivalence_probes(equivalence)
+    probes += found.entries({"equivalence": _equivalence_probes(equivalence)}, SECTIONS)
     probe_verdicts(probes, decided["verdicts"])
     populations = {"original": summaries(originals, METRICS), "reference_retrain": summaries(references, METRICS)}
     scope = {
@@ -78,9 +74,9 @@ def build_results(spec: Spec, data: AuditData, plan: Plan, store: Store, device:
     }
     manifest = {**manifest_of(spec, data, plan, device), "command": command,
                 **({"subject": _subject_checkpoints(plan, store)} if spec.subject is not None else {})}
-    return document(spec, manifest, scope, populations, metrics, {"mia": mia, "equivalence": equivalence,
-                    "relearn": relearn, "backdoor": backdoor}, probes, decided, DEFAULT_RULES,
-                    tests_run(spec, scope, mia, equivalence),
+    mia = found.sections["mia"]
+    return document(spec, manifest, scope, populations, metrics, found.in_order({"equivalence": equivalence}, SECTIONS),
+                    probes, decided, DEFAULT_RULES, tests_run(spec, scope, mia, equivalence),
                     limitations(spec, mia, equivalence, decided["verdicts"], methods))
 
 
@@ -116,27 +112,6 @@ def equivalence_results(spec: Spec, data: AuditData, plan: Plan, store: Store, m
         out[label] = method_equivalence(unlearned_phi, paired_phi, metrics[label], retrained, spec, label,
                                         forget_indices=data.pool_index[data.forget])
     return out
-
-
-MIA_HEADLINE = ("auc", "tpr_at_fpr", "balanced_accuracy", "advantage", "epsilon_lower_bound", "mia_efficacy",
-                "n_members", "n_forget", "n_nonmembers", "n_target_models", "n_shadow_models")
-
-
-def _mia_probes(mia: dict[str, Any]) -> list[dict[str, Any]]:
-    """One probe per attack and target method; the full curves stay in the `mia` section."""
-    probes = []
-    targets = [(f"population:{name}", attacks) for name, attacks in mia.get("populations", {}).items()]
-    targets += list(mia.get("methods", {}).items())
-    for target, attacks in targets:
-        for attack, summary in attacks.items():
-            probes.append({
-                "id": f"mia.{attack}", "version": summary["version"], "method": target,
-                "n_models": summary["n_target_models"], "n_shadow_models": summary["n_shadow_models"],
-                "n_examples": {"members": summary.get("n_members", summary.get("n_forget")),
-                               "nonmembers": summary["n_nonmembers"]},
-                "stats": {k: summary[k] for k in MIA_HEADLINE if k in summary},
-            })
-    return probes
 
 
 def _subject_checkpoints(plan: Plan, store: Store) -> dict[str, Any]:

@@ -8,13 +8,15 @@ from typing import Any
 import numpy as np
 import torch
 
-from attacks.relearn_probe import REFERENCE, relearn_results
+from attacks.relearn_probe import REFERENCE
 from audit.data.datasets import AuditData
 from audit.results.describe import generation_limitations, generation_tests_run
 from audit.stats.equivalence import metric_tost
 from audit.core.errors import SalunInputError
+from audit.core.probes import ProbeContext, ProbeSections
 from audit.tasks.generation.metrics import class_accuracy, forgotten_class_probability, frechet_distance, softmax, ua_generation
 from audit.engine.job import Plan
+from audit.engine.observe import StoredObservations
 from audit.config.policy import GENERATION_RULES, apply_policy
 from audit.results.common import document, forget_digest, manifest_of, method_table, probe_verdicts, sizes, summaries
 from audit.config.spec import Spec
@@ -22,6 +24,7 @@ from audit.engine.store import Store
 
 GENERATION_METRICS = ("UA", "forgotten_probability", "retained_accuracy", "FID")
 EQUIVALENCE_METRICS = ("UA", "forgotten_probability", "retained_accuracy")  # fractions: a margin applies
+SECTIONS = ("mia", "equivalence", "relearn", "backdoor", "generation")  # results.json's sections, in order
 
 
 def sample_metrics(arrays: dict[str, np.ndarray], forgotten: int, num_classes: int) -> dict[str, float]:
@@ -82,21 +85,17 @@ def build_generation_results(spec: Spec, data: AuditData, plan: Plan, store: Sto
             equivalence[label] = {"n_models": metrics[label]["UA"]["n"], "n_samples_per_model": spec.generation.samples,
                                   "tost": metric_tost(metrics[label], populations["reference_retrain"], EQUIVALENCE_METRICS,
                                                       spec.equivalence, "generation", label)}
-    relearn = relearn_results(spec, plan, store)
-    namespaces = {label: {"equivalence": equivalence.get(label), "mia": None, "metrics": metrics[label],
-                          "relearn": relearn.get("methods", {}).get(label), "backdoor": None}
+    found = ProbeSections(ProbeContext(spec, data, plan, store, StoredObservations(store, plan, data)))
+    relearn = found.sections["relearn"]
+    namespaces = {label: {"equivalence": equivalence.get(label), "metrics": metrics[label], **found.namespace(label)}
                   for label in plan.unlearned}
     methods = {label: section.method for label, section in spec.unlearners.items()}
     decided = apply_policy(spec.policy.rules, namespaces, methods, verdicts)
-    probes += [{"id": "equivalence", "version": "1", "method": label, "n_models": entry["n_models"],
-                "n_examples": n_examples, "stats": {f"tost_{k}": t["decision"] for k, t in entry["tost"].items()}}
-               for label, entry in equivalence.items()]
+    probes += found.entries({"equivalence": [
+        {"id": "equivalence", "version": "1", "method": label, "n_models": entry["n_models"], "n_examples": n_examples,
+         "stats": {f"tost_{k}": t["decision"] for k, t in entry["tost"].items()}}
+        for label, entry in equivalence.items()]}, SECTIONS)
     probe_verdicts(probes, decided["verdicts"])
-    first = arrays_of(plan.originals[0])
-    judged = first["real_logits"].argmax(1) == first["real_labels"]
-    on_c = first["real_labels"] == forgotten
-    judge = {"arch": spec.model.arch, "test_accuracy": float(judged.mean()), "n_test": len(judged),
-             "forgotten_class_accuracy": float(judged[on_c].mean()), "n_forgotten_class": int(on_c.sum())}
     scope = {
         "task": "generation", "dataset": data.dataset, "num_classes": data.num_classes, "pool": len(data.pool),
         "test": len(data.test), "forget_kind": spec.forget.kind, "forget_classes": list(data.forget_classes),
@@ -104,18 +103,29 @@ def build_generation_results(spec: Spec, data: AuditData, plan: Plan, store: Sto
         "models_per_population": len(plan.seeds), "model": f"DDPM ({spec.generation.arch})", "judge": spec.model.arch,
         "methods": list(plan.unlearned), "device": device.type,
     }
-    generation = {
+    generation = _generation_section(spec, plan, store, data, arrays_of, forgotten)
+    manifest = {**manifest_of(spec, data, plan, device), "judge": plan.judge, "command": command}
+    sections = found.in_order({"equivalence": equivalence, "generation": generation}, SECTIONS)
+    return document(spec, manifest, scope, populations, metrics, sections, probes, decided, GENERATION_RULES,
+                    generation_tests_run(spec, scope, equivalence, relearn),
+                    generation_limitations(spec, equivalence, decided["verdicts"], methods))
+
+
+def _generation_section(spec: Spec, plan: Plan, store: Store, data: AuditData, arrays_of: Any,
+                        forgotten: int) -> dict[str, Any]:
+    """The judge's own accuracy on real images (from the first original's samples job) and the grids."""
+    first = arrays_of(plan.originals[0])
+    judged = first["real_logits"].argmax(1) == first["real_labels"]
+    on_c = first["real_labels"] == forgotten
+    judge = {"arch": spec.model.arch, "test_accuracy": float(judged.mean()), "n_test": len(judged),
+             "forgotten_class_accuracy": float(judged[on_c].mean()), "n_forgotten_class": int(on_c.sum())}
+    return {
         "forgotten_class": forgotten,
         "samples_per_class": spec.generation.samples,
         "fid_real_images": int((first["real_labels"] != forgotten).sum()),
         "judge": judge,
         "grids": _grids(plan, store, data, arrays_of, spec.generation.grid),
     }
-    manifest = {**manifest_of(spec, data, plan, device), "judge": plan.judge, "command": command}
-    sections = {"mia": {}, "equivalence": equivalence, "relearn": relearn, "backdoor": {}, "generation": generation}
-    return document(spec, manifest, scope, populations, metrics, sections, probes, decided, GENERATION_RULES,
-                    generation_tests_run(spec, scope, equivalence, relearn),
-                    generation_limitations(spec, equivalence, decided["verdicts"], methods))
 
 
 def _grids(plan: Plan, store: Store, data: AuditData, arrays_of: Any, per_class: int) -> dict[str, Any]:
