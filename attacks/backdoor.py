@@ -16,24 +16,11 @@ rate estimated from the original models' queries.
 from __future__ import annotations
 
 import numpy as np
-import torch
 from scipy.stats import binom
 
+from audit.data.poison import plant_trigger, queries  # the trigger, planted with the audit's data
 
-def plant_trigger(x: torch.Tensor, size: int = 2, value: float | None = None) -> torch.Tensor:
-    """A copy of the batch x (N, C, H, W) with a size x size bottom-right patch set to `value`
-    in every channel; by default the batch's maximum, the brightest pixel whatever the
-    standardisation. x itself is never changed."""
-    if x.dim() != 4:
-        raise ValueError(f"x must be an image batch (N, C, H, W), got shape {tuple(x.shape)}")
-    height, width = x.shape[-2:]
-    if not 1 <= size <= min(height, width):
-        raise ValueError(f"size must be in [1, {min(height, width)}] for {height}x{width} images, got {size}")
-    out = x.clone()
-    if out.numel() == 0:
-        return out
-    out[..., height - size:, width - size:] = x.max().item() if value is None else value
-    return out
+__all__ = ["athena_test", "detection_threshold", "plant_trigger", "queries"]
 
 
 def detection_threshold(n: int, q: float, alpha: float) -> int:
@@ -83,19 +70,3 @@ def athena_test(successes: int, n: int, q: float, p: float, alpha: float = 0.05,
         "threshold": t, "p_value": float(binom.sf(successes - 1, n, q)), "power": power,
         "alpha": alpha, "rejected": bool(rejected), "decision": decision, "why": why,
     }
-
-
-def queries(x_test: torch.Tensor, y_test: torch.Tensor, target: int, n: int,
-            generator: torch.Generator, size: int = 2, value: float | None = None) -> torch.Tensor:
-    """n triggered query images: test images whose true label is not `target`, drawn without
-    replacement with `generator` (all of them, shuffled, if fewer than n exist), with the
-    trigger planted. The patch value defaults to x_test's maximum (pass the planting value to
-    match the training trigger). Deterministic for a seeded generator."""
-    if n < 1:
-        raise ValueError(f"n must be >= 1, got {n}")
-    candidates = torch.nonzero(y_test != target).flatten()
-    if len(candidates) == 0:
-        raise ValueError(f"no test image has a label other than target={target}")
-    chosen = candidates[torch.randperm(len(candidates), generator=generator)[:n]]
-    fill = x_test.max().item() if value is None else value
-    return plant_trigger(x_test[chosen], size=size, value=fill)
