@@ -13,7 +13,6 @@ import numpy as np
 import torch
 from torch import nn
 
-from attacks.relearn import accuracy, checkpoint_steps, relearn_curve, relearn_time
 from audit.nn.augment import make_augmentation
 from audit.core.files import sha256_of
 from audit.nn.checkpoints import load_checkpoint
@@ -23,7 +22,7 @@ from audit.core.errors import Diverged, SalunInputError
 from audit.nn.models import build_model
 from audit.engine.observe import observe, predict_logits
 from audit.data.poison import backdoor_queries
-from audit.engine.job import IMPORT, OBSERVE, RELEARN, SALIENCY, TRAIN, UNLEARN, Job
+from audit.engine.job import IMPORT, OBSERVE, TRAIN, UNLEARN, Job
 from audit.core.registry import JOB_RUNNERS, UNLEARNERS
 from audit.core.seeds import numpy_generator, torch_generator
 from audit.data.shadows import shadow_split, shadow_train_positions
@@ -31,7 +30,6 @@ from audit.config.spec import Spec
 from audit.engine.store import Store
 from audit.nn.training import Augment, check_finite, fit
 from audit.core.contracts import Task, Unlearner
-from unlearners.saliency import forget_gradient
 
 
 def new_model(spec: Spec, data: AuditData, generator: torch.Generator, device: torch.device) -> nn.Module:
@@ -86,7 +84,7 @@ def _synchronise(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def _shadow_split(job: Job, data: AuditData) -> tuple[np.ndarray, np.ndarray] | None:
+def shadow_split_of(job: Job, data: AuditData) -> tuple[np.ndarray, np.ndarray] | None:
     """A shadow model's own (forget, retain) positions; None for the audit's models."""
     if "shadow" not in job.params:
         return None
@@ -131,21 +129,13 @@ def _import(job: Job, spec: Spec, data: AuditData, store: Store, device: torch.d
               tensors=model.state_dict())
 
 
-def _saliency(job: Job, spec: Spec, data: AuditData, store: Store, device: torch.device, meta: dict) -> None:
-    original = load_model(spec, data, store, job.inputs[0], device)
-    split = _shadow_split(job, data)
-    forget = data.forget_set if split is None else data.pool_subset(split[0])
-    gradient = forget_gradient(original, forget.to(device))
-    store.put(job.key, {**meta, "status": "ok"}, tensors=gradient)
-
-
 def _unlearn(job: Job, spec: Spec, data: AuditData, store: Store, device: torch.device, meta: dict) -> None:
     original = load_model(spec, data, store, job.inputs[0], device)
     unlearner = UNLEARNERS.get(job.params["method"])(**job.params["hyperparameters"])
     generator = torch_generator("unlearn", job.params["method"], job.params["seed"])
     saliency = {k: v.to(device) for k, v in store.tensors(job.inputs[1]).items()} if len(job.inputs) > 1 else None
     task = make_task(unlearner, data, spec.train, lambda g: new_model(spec, data, g, device), generator, device,
-                     saliency=saliency, split=_shadow_split(job, data))
+                     saliency=saliency, split=shadow_split_of(job, data))
     run_unlearner(job, unlearner, original, task, store, meta)
 
 
@@ -203,28 +193,7 @@ def skipped_for_failed_input(job: Job, store: Store, meta: dict) -> bool:
     return bool(missing)
 
 
-def _relearn(job: Job, spec: Spec, data: AuditData, store: Store, device: torch.device, meta: dict) -> None:
-    if skipped_for_failed_input(job, store, meta):
-        return
-    p, settings = job.params, job.params["settings"]
-    model = load_model(spec, data, store, job.inputs[0], device)
-    aux, shots, rest = (subset.to(device) for subset in relearn_sets(spec, data, settings))
-    generator = torch_generator("relearn", p["attack"], p["seed"])
-    try:
-        if p["attack"] == "retain":
-            steps = checkpoint_steps(settings["steps"], settings["checkpoints"])
-            outcome = {"curve": relearn_curve(model, aux, data.forget_set.to(device), data.eval_test_set.to(device),
-                                              steps, settings["lr"], settings["batch_size"], generator)}
-        else:
-            target = accuracy(load_model(spec, data, store, job.inputs[1], device), rest)
-            outcome = {"target": target, "steps_to_recover": relearn_time(
-                model, shots, rest, target, settings["max_steps"], settings["lr"], generator)}
-    except Diverged as error:
-        store.put(job.key, {**meta, "status": "diverged", "reason": str(error)})
-        return
-    store.put(job.key, {**meta, "status": "ok", **outcome})
-
-
-for _kind, _runner in {TRAIN: _train, SALIENCY: _saliency, UNLEARN: _unlearn, OBSERVE: _observe, RELEARN: _relearn,
-                      IMPORT: _import}.items():
+# The saliency and relearning jobs' runners live with their method and attack (unlearners.saliency_job,
+# attacks.relearn_jobs).
+for _kind, _runner in {TRAIN: _train, UNLEARN: _unlearn, OBSERVE: _observe, IMPORT: _import}.items():
     JOB_RUNNERS.register(_kind)(_runner)

@@ -1,5 +1,5 @@
 """What each job of a generation audit does: train a generator, unlearn one, let the judge
-classify a generator's samples, attack one with DiMRA.
+classify a generator's samples (attacking one with DiMRA is `attacks.dimra_jobs`).
 
 The judge is an ordinary classifier job (`audit.tasks.classification.jobs`); `[model]` and `[train]` describe it.
 """
@@ -10,17 +10,15 @@ import time
 from types import SimpleNamespace
 from typing import Any
 
-import numpy as np
 import torch
 from torch import nn
 
-from attacks.relearn import checkpoint_steps, generation_relearn_curve
 from audit.data.datasets import AuditData
 from audit.nn.ddpm import Denoiser, NoiseSchedule, sample, train_denoiser
 from audit.core.errors import Diverged, SalunInputError
 from audit.tasks.generation.metrics import judge_outputs
-from audit.tasks.classification.jobs import load_model, relearn_sets, run_unlearner, skipped_for_failed_input
-from audit.engine.job import DIMRA, GENERATOR, SAMPLE, UNLEARN_GENERATOR, Job
+from audit.tasks.classification.jobs import load_model, run_unlearner, skipped_for_failed_input
+from audit.engine.job import GENERATOR, SAMPLE, UNLEARN_GENERATOR, Job
 from audit.core.registry import GENERATION_UNLEARNERS, JOB_RUNNERS
 from audit.core.seeds import torch_generator
 from audit.config.spec import Spec
@@ -106,24 +104,6 @@ def _sample(job: Job, spec: Spec, data: AuditData, store: Store, device: torch.d
     store.put(job.key, {**meta, "status": "ok"}, arrays=arrays)
 
 
-def _dimra(job: Job, spec: Spec, data: AuditData, store: Store, device: torch.device, meta: dict) -> None:
-    if skipped_for_failed_input(job, store, meta):
-        return
-    p, settings = job.params, job.params["settings"]
-    model = load_generator(p["recipe"], data, store, job.inputs[0], device)
-    judge = load_model(spec, data, store, job.inputs[1], device)
-    aux = relearn_sets(spec, data, settings)[0].to(device)
-    steps = checkpoint_steps(settings["steps"], settings["checkpoints"])
-    curve, images = generation_relearn_curve(
-        model, schedule_of(p["recipe"]), aux, judge, data.forget_classes[0], steps, settings["lr"],
-        settings["batch_size"], p["samples"], p["guidance"], torch_generator("relearn", "dimra", p["seed"]),
-        clip=sample_range(data, p["clip"]))
-    if not np.isfinite(curve["forgotten_rate"]).all() or not torch.isfinite(images).all():
-        store.put(job.key, {**meta, "status": "diverged", "reason": "the attacked generator samples non-finite images"})
-        return
-    store.put(job.key, {**meta, "status": "ok", "curve": curve}, arrays={"images": images.cpu().numpy()})
-
-
-for _kind, _runner in {GENERATOR: _train_generator, UNLEARN_GENERATOR: _unlearn_generator, SAMPLE: _sample,
-                      DIMRA: _dimra}.items():
+# DiMRA's runner lives with the attack (attacks.dimra_jobs).
+for _kind, _runner in {GENERATOR: _train_generator, UNLEARN_GENERATOR: _unlearn_generator, SAMPLE: _sample}.items():
     JOB_RUNNERS.register(_kind)(_runner)
