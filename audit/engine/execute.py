@@ -1,4 +1,6 @@
-"""Runs a plan's jobs in dependency order, in this process or in a pool of worker processes.
+"""Runs a plan's jobs in dependency order, with the executor registered as "local" (in this
+process) or "processes" (a pool of worker processes): an executor takes the jobs not yet in
+the store, the spec, the store, the number of workers and the progress display.
 
 A job whose artifact is already in the store is a cache hit, logged and skipped. Only
 whole artifacts exist in the store, so a killed run resumes where it stopped.
@@ -23,7 +25,7 @@ from audit.engine.dispatch import run_job
 from audit.core.errors import SalunEnvironmentError
 from audit.engine.job import Job
 from audit.engine.progress import Progress
-from audit.core.registry import allow_plugins
+from audit.core.registry import EXECUTORS, allow_plugins
 from audit.config.spec import Spec
 from audit.engine.store import Store
 from audit.engine.worker_lifetime import bind_to_parent
@@ -65,17 +67,22 @@ def execute(jobs: list[Job], spec: Spec, store: Store, workers: int = 1, progres
             progress.hit(job.label, job.key)
         else:
             pending.append(job)
-    if workers <= 1:
-        for job in pending:
-            progress.start(job.label)
-            seconds, status = _timed_job(job, spec, str(store.root))
-            progress.finish(job.label, seconds, status)
-    else:
-        _execute_parallel(pending, spec, store, workers, progress)
+    EXECUTORS.get("local" if workers <= 1 else "processes")(pending, spec, store, workers, progress)
     progress.close()
 
 
-def _execute_parallel(pending: list[Job], spec: Spec, store: Store, workers: int, progress: Progress) -> None:
+@EXECUTORS.register("local")
+def run_here(pending: list[Job], spec: Spec, store: Store, workers: int, progress: Progress) -> None:
+    """One job after another in this process, in the plan's order."""
+    for job in pending:
+        progress.start(job.label)
+        seconds, status = _timed_job(job, spec, str(store.root))
+        progress.finish(job.label, seconds, status)
+
+
+@EXECUTORS.register("processes")
+def run_in_processes(pending: list[Job], spec: Spec, store: Store, workers: int, progress: Progress) -> None:
+    """`workers` spawned worker processes, each job as soon as its inputs are in the store."""
     waiting = list(pending)
     running: dict[Future, Job] = {}
     context = multiprocessing.get_context("spawn")
