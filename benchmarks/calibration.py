@@ -1,4 +1,4 @@
-"""The policy's false-alarm rate and power, measured (see audit/results/calibration.py for the design).
+"""The policy's false-alarm rate and power, measured (see audit/tasks/classification/calibration.py for the design).
 
 Trains, in one audit store, `--pool` reference retrains, `--pool` retrain-control models
 (seeds independent of the first), and `--pool` models of each method of known leakage
@@ -26,7 +26,7 @@ from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 
-from audit.results.calibration import NULL, POWER_METHODS, calibration_spec, draw, method_fails, outcomes, rate
+from audit.tasks.classification.calibration import NULL, POWER_METHODS, calibration_spec, draw, method_fails, outcomes, rate
 from audit.data.datasets import prepare_data
 from audit.engine.execute import execute
 from audit.tasks.classification.plan import build_plan

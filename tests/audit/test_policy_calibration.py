@@ -6,7 +6,7 @@ import math
 import numpy as np
 import pytest
 
-from audit.results.calibration import NULL, calibration_spec, draw, method_fails, outcomes
+from audit.tasks.classification.calibration import NULL, calibration_spec, draw, method_fails, outcomes
 from audit.data.datasets import prepare_data
 from audit.engine.execute import execute
 from audit.tasks.classification.plan import build_plan
