@@ -1,6 +1,7 @@
-"""A job, keyed by a hash of its parameters, its inputs and the version of the code that runs it,
-so a changed input can never be served a stale result; and the plan, an audit's jobs in
-dependency order with the roles of their artifacts.
+"""A job, keyed by a hash of its parameters, its inputs and the version of the code that computes
+it (its runner's and its plugins' modules with what they import, see code_digest), so a changed
+input can never be served a stale result and an edit elsewhere retrains nothing; and the plan,
+an audit's jobs in dependency order with the roles of their artifacts.
 """
 
 from __future__ import annotations
@@ -11,7 +12,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from audit.config.spec import canonical_json
-from audit.engine.manifest import source_digest, third_party_code
+from audit.engine.code_digest import code_digest_of_kind, module_digest
+from audit.engine.manifest import third_party_code
 
 TRAIN, SALIENCY, UNLEARN, OBSERVE, RELEARN = "train", "saliency", "unlearn", "observe", "relearn"
 GENERATOR, UNLEARN_GENERATOR, SAMPLE, DIMRA = "train_generator", "unlearn_generator", "sample", "dimra"
@@ -28,7 +30,8 @@ class Job:
 
     @functools.cached_property
     def key(self) -> str:
-        body = {"kind": self.kind, "params": self.params, "inputs": list(self.inputs), "code": self.code}
+        code = {**self.code, "runner": code_digest_of_kind(self.kind)}
+        body = {"kind": self.kind, "params": self.params, "inputs": list(self.inputs), "code": code}
         return hashlib.sha256(canonical_json(body).encode()).hexdigest()
 
 
@@ -48,10 +51,12 @@ class Plan:
 
 
 def code_versions(**plugins: tuple[Any, Any]) -> dict[str, Any]:
-    """salun's source digest, plus the version of every third-party plugin the job runs."""
-    code: dict[str, Any] = {"salun": source_digest()}
+    """The code version of each plugin a job runs, role -> (origin, plugin): the digest of its
+    module's closure, and for a third-party plugin also its distribution and file digest. The
+    runner's own code joins in `Job.key`."""
+    code: dict[str, Any] = {}
     for role, (origin, obj) in plugins.items():
-        version = third_party_code(origin, obj)
-        if version is not None:
-            code[role] = version
+        digest = module_digest(obj.__module__)
+        third_party = third_party_code(origin, obj)
+        code[role] = digest if third_party is None else {**third_party, "closure_sha256": digest}
     return code

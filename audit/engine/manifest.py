@@ -14,18 +14,17 @@ import torch
 
 from audit import __version__
 from audit.core.registry import DATASETS, GENERATION_UNLEARNERS, MODELS, UNLEARNERS, Origin, Registry
-
-CODE_PACKAGES = ("audit", "unlearners", "attacks")
+from audit.engine.code_digest import PACKAGES, SALUN_ROOT
 
 
 @functools.lru_cache(maxsize=1)
 def source_digest() -> str:
-    """SHA-256 over the source files of the packages that compute results (reports excluded)."""
+    """SHA-256 over the source files of the packages that compute results (reports excluded): the
+    whole checkout's version, for the manifest (job keys cover only each job's own code)."""
     hasher = hashlib.sha256()
-    root = Path(__file__).resolve().parent.parent
-    for package in CODE_PACKAGES:
-        for path in sorted((root / package).rglob("*.py")):
-            hasher.update(str(path.relative_to(root)).encode())
+    for package in PACKAGES:
+        for path in sorted((SALUN_ROOT / package).rglob("*.py")):
+            hasher.update(str(path.relative_to(SALUN_ROOT)).encode())
             hasher.update(path.read_bytes())
     return hasher.hexdigest()
 
@@ -37,8 +36,8 @@ def _file_digest(path: str) -> str:
 
 def third_party_code(origin: Origin, obj: Any) -> dict[str, Any] | None:
     """A plugin's code version when it does not come with salun: its distribution and
-    `file_sha256`, the SHA-256 of the source file of the module that defines it (salun's own
-    plugins are covered by `source_digest`)."""
+    `file_sha256`, the SHA-256 of the source file of the module that defines it (for salun's own
+    plugins, None)."""
     if origin.distribution == "salun":
         return None
     module = sys.modules.get(getattr(obj, "__module__", ""), None)
