@@ -9,7 +9,6 @@ from typing import Any
 
 from audit.core.errors import SalunInputError
 from audit.core.files import write_bytes_atomic
-from reports.html import render_html
 
 INSTALL = (
     "install WeasyPrint's system libraries (Pango, HarfBuzz, fontconfig): "
@@ -38,7 +37,11 @@ def _weasyprint():
 def render_pdf(results: dict[str, Any], page: str | None = None) -> bytes:
     """`page`: the HTML report already rendered from `results`, if there is one."""
     weasyprint = _weasyprint()
-    return weasyprint.HTML(string=render_html(results) if page is None else page).write_pdf()
+    if page is None:
+        from reports.html import render_html  # matplotlib and Jinja load only when the page is drawn here
+
+        page = render_html(results)
+    return weasyprint.HTML(string=page).write_pdf()
 
 
 def write_pdf(results: dict[str, Any], path: Path, page: str | None = None) -> Path:

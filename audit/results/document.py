@@ -7,10 +7,12 @@ import json
 from pathlib import Path
 from typing import Any
 
+from pydantic import ValidationError
+
 from audit.core.errors import SalunInputError
 from audit.core.files import regular_file_problem, write_text_atomic
+from audit.results.schema import SCHEMA, problem, validate
 
-SCHEMA = "salun.results/1"
 TIMING_KEYS = frozenset({"created", "runtime_s", "wall_time_s"})
 RUN_KEYS = frozenset({"command"})  # how this run was invoked: not a result
 
@@ -24,8 +26,6 @@ def write_results(results: dict[str, Any], path: Path) -> None:
 
 
 MAX_RESULTS_BYTES = 256 << 20  # a large audit writes a few MB; past this, reading it could exhaust memory
-REQUIRED_SECTIONS = {"spec": dict, "scope": dict, "manifest": dict, "populations": dict, "metrics": dict,
-                     "verdicts": list, "method_verdicts": dict, "verdict": str}  # what every report reads
 
 
 def _results_text(path: Path) -> str:
@@ -47,18 +47,16 @@ def _results_text(path: Path) -> str:
 
 
 def check_results(results: Any, path: Path) -> dict[str, Any]:
-    """`results` if it is a results.json object of this schema with every section a report reads."""
+    """`results` if it is a results.json object of this schema that fits its model (audit.results.schema)."""
     if not isinstance(results, dict):
         raise SalunInputError(f"{path}: not a results.json file (its JSON is a {type(results).__name__}, "
                               "not an object)")
     if results.get("schema") != SCHEMA:
         raise SalunInputError(f"{path}: expected schema {SCHEMA}, found {results.get('schema')!r}")
-    for name, kind in REQUIRED_SECTIONS.items():
-        if name not in results:
-            raise SalunInputError(f"{path}: results.json lacks its '{name}' section; rerun the audit")
-        if not isinstance(results[name], kind):
-            raise SalunInputError(f"{path}: results.json's '{name}' is a {type(results[name]).__name__}, "
-                                  f"not {'an object' if kind is dict else 'a ' + kind.__name__}")
+    try:
+        validate(results)
+    except ValidationError as error:
+        raise SalunInputError(f"{path}: {problem(error)}") from None
     return results
 
 

@@ -1,0 +1,45 @@
+"""Every report format written from one results.json. Each format's module loads only when it is
+asked for, so `salun report --format junit` never loads matplotlib, Jinja or WeasyPrint."""
+
+from __future__ import annotations
+
+import importlib
+import logging
+from contextlib import AbstractContextManager
+from pathlib import Path
+from typing import Any, Callable
+
+from reports.pdf import PdfUnavailable
+
+log = logging.getLogger("salun")
+
+WRITERS = {"html": ("reports.html", "write_html", "report.html"), "junit": ("reports.junit", "write_junit", "junit.xml"),
+           "markdown": ("reports.markdown", "write_markdown", "report.md"), "pdf": ("reports.pdf", "write_pdf", "report.pdf")}
+FORMATS = tuple(WRITERS)
+
+
+Writing = Callable[[str, Path, str], AbstractContextManager]
+
+
+def write_reports(results: dict[str, Any], out: Path, formats: tuple[str, ...], writing: Writing,
+                  pdf_required: bool = False) -> list[Path]:
+    """The reports in `formats` under `out`. The PDF comes last: when WeasyPrint cannot run, the
+    others are written and the error says what to install (a warning unless `pdf_required`).
+    `writing` (audit.engine.writable.writing) turns a failed write into one line."""
+    page = {}
+    if {"html", "pdf"} <= set(formats):  # drawn once for both
+        from reports.html import render_html
+
+        page = {"page": render_html(results)}
+    written = []
+    for name in sorted(formats, key=lambda f: f == "pdf"):
+        module, function, filename = WRITERS[name]
+        writer = getattr(importlib.import_module(module), function)
+        try:
+            with writing("--out", out / filename, "results.json is kept: `salun report` writes the reports again"):
+                written.append(writer(results, out / filename, **(page if name in ("html", "pdf") else {})))
+        except PdfUnavailable as error:
+            if pdf_required:
+                raise
+            log.warning("%s", error)
+    return written
