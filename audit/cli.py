@@ -165,7 +165,6 @@ def _init(args: argparse.Namespace) -> int:
 
 
 def _report(args: argparse.Namespace) -> int:
-    from audit.engine.writable import writing
     from audit.results.document import load_results
     from reports.write import write_reports
 
@@ -175,7 +174,7 @@ def _report(args: argparse.Namespace) -> int:
         raise SalunInputError(f"--format: unknown format(s) {unknown}; available: {', '.join(REPORT_FORMATS)}")
     results = load_results(Path(args.results))
     out = Path(args.out) if args.out else Path(args.results).parent
-    for path in write_reports(results, out, tuple(formats), writing, pdf_required=True):
+    for path in write_reports(results, out, tuple(formats), pdf_required=True):
         print(f"wrote {path}")
     return EXIT_PASS
 

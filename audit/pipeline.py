@@ -12,13 +12,11 @@ from audit.engine.progress import Progress
 from audit.core.registry import TASKS, allow_plugins
 from audit.results.document import load_results, write_results
 from audit.config.spec import Spec
+from reports.write import write_reports
 from audit.engine.store import Store
 from audit.nn.training import resolve_device
-from audit.engine.writable import require_writable, writing
-from reports.html import render_html, write_html
-from reports.junit import write_junit
-from reports.markdown import write_markdown
-from reports.pdf import PdfUnavailable, write_pdf
+from audit.core.files import writing
+from audit.engine.writable import require_writable
 
 log = logging.getLogger("salun")
 
@@ -68,23 +66,3 @@ def _record_use(store: Store, spec: Spec, jobs: list) -> None:
     except OSError as error:
         log.warning("could not record this audit's artifacts in %s (%s): `salun store gc` may remove them",
                     store.root, error.strerror or error)
-
-
-def write_reports(results: dict[str, Any], out: Path, formats: tuple[str, ...],
-                  pdf_required: bool = False) -> list[Path]:
-    """The reports in `formats` under `out`. The PDF comes last: when WeasyPrint cannot run, the
-    others are written and the error says what to install (a warning unless `pdf_required`)."""
-    writers = {"html": (write_html, "report.html"), "junit": (write_junit, "junit.xml"),
-               "markdown": (write_markdown, "report.md"), "pdf": (write_pdf, "report.pdf")}
-    page = {"page": render_html(results)} if {"html", "pdf"} <= set(formats) else {}  # drawn once for both
-    written = []
-    for name in sorted(formats, key=lambda f: f == "pdf"):
-        writer, filename = writers[name]
-        try:
-            with writing("--out", out / filename, "results.json is kept: `salun report` writes the reports again"):
-                written.append(writer(results, out / filename, **(page if name in ("html", "pdf") else {})))
-        except PdfUnavailable as error:
-            if pdf_required:
-                raise
-            log.warning("%s", error)
-    return written

@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import importlib
 import logging
-from contextlib import AbstractContextManager
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
+from audit.core.files import writing
 from reports.pdf import PdfUnavailable
 
 log = logging.getLogger("salun")
@@ -18,14 +18,10 @@ WRITERS = {"html": ("reports.html", "write_html", "report.html"), "junit": ("rep
 FORMATS = tuple(WRITERS)
 
 
-Writing = Callable[[str, Path, str], AbstractContextManager]
-
-
-def write_reports(results: dict[str, Any], out: Path, formats: tuple[str, ...], writing: Writing,
+def write_reports(results: dict[str, Any], out: Path, formats: tuple[str, ...],
                   pdf_required: bool = False) -> list[Path]:
     """The reports in `formats` under `out`. The PDF comes last: when WeasyPrint cannot run, the
-    others are written and the error says what to install (a warning unless `pdf_required`).
-    `writing` (audit.engine.writable.writing) turns a failed write into one line."""
+    others are written and the error says what to install (a warning unless `pdf_required`)."""
     page = {}
     if {"html", "pdf"} <= set(formats):  # drawn once for both
         from reports.html import render_html

@@ -3,11 +3,15 @@ not a regular file. The store, the reports and results.json all write through he
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import stat
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
+
+from audit.core.errors import SalunEnvironmentError
 
 
 def sha256_of(path: Path) -> str:
@@ -79,3 +83,16 @@ def write_bytes_atomic(path: Path, data: bytes) -> None:
 
 def write_text_atomic(path: Path, text: str) -> None:
     write_bytes_atomic(path, text.encode("utf-8"))
+
+
+def reason_of(error: OSError) -> str:
+    return error.strerror or str(error)
+
+
+@contextlib.contextmanager
+def writing(field: str, path: Path, after: str) -> Iterator[None]:
+    """Turn a failed write of `path` into one line that says what is kept (`after`)."""
+    try:
+        yield
+    except OSError as error:
+        raise SalunEnvironmentError(f"{field}: cannot write {path}: {reason_of(error)}; {after}") from None

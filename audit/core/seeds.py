@@ -5,8 +5,12 @@ from __future__ import annotations
 import hashlib
 import json
 
+from typing import TYPE_CHECKING
+
 import numpy as np
-import torch
+
+if TYPE_CHECKING:
+    import torch
 
 
 def derive_seed(*parts: object) -> int:
@@ -17,6 +21,8 @@ def derive_seed(*parts: object) -> int:
 
 def torch_generator(*parts: object) -> torch.Generator:
     """A CPU generator seeded from `parts`; callers move drawn tensors where they need them."""
+    import torch  # here, so that validating a spec does not load torch
+
     generator = torch.Generator(device="cpu")
     generator.manual_seed(derive_seed(*parts))
     return generator

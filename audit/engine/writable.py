@@ -7,17 +7,12 @@ removing a probe file the way every artifact is written.
 
 from __future__ import annotations
 
-import contextlib
 import os
 import tempfile
-from collections.abc import Iterator
 from pathlib import Path
 
 from audit.core.errors import SalunEnvironmentError
-
-
-def _reason(error: OSError) -> str:
-    return error.strerror or str(error)
+from audit.core.files import reason_of
 
 
 def require_writable(folder: Path, field: str) -> None:
@@ -35,13 +30,4 @@ def require_writable(folder: Path, field: str) -> None:
             os.close(descriptor)
             os.unlink(probe)
     except OSError as error:
-        raise SalunEnvironmentError(f"{field}: cannot write to {folder}: {_reason(error)}") from None
-
-
-@contextlib.contextmanager
-def writing(field: str, path: Path, after: str) -> Iterator[None]:
-    """Turn a failed write of `path` into one line that says what is kept (`after`)."""
-    try:
-        yield
-    except OSError as error:
-        raise SalunEnvironmentError(f"{field}: cannot write {path}: {_reason(error)}; {after}") from None
+        raise SalunEnvironmentError(f"{field}: cannot write to {folder}: {reason_of(error)}") from None

@@ -8,7 +8,7 @@ import xml.etree.ElementTree as ET
 
 import pytest
 
-from audit.pipeline import write_reports
+from reports.write import write_reports
 from junit_schema import check_counts, check_junit_schema
 from reports import pdf
 from reports.html import render_html
