@@ -9,14 +9,13 @@ import numpy as np
 
 from attacks import relearn_stats
 from attacks.relearn import VERSION, checkpoint_steps
-from audit.core.probes import ProbeContext
+from audit.core.probes import REFERENCE, ProbeContext
 from audit.core.registry import PROBES
 from audit.engine.job import Plan
 from audit.config.spec import Spec
 from audit.stats.basics import summarize
 from audit.engine.store import Store
 
-REFERENCE = "retrain (reference)"
 CURVES = {  # per task: the measure recovery is computed on, then the curves reported beside it
     "classification": ("forget_accuracy", "forget_phi", "test_accuracy"),
     "generation": ("forgotten_rate",),  # DiMRA: the judge's share of the forgotten class in the samples

@@ -22,6 +22,8 @@ import numpy as np
 
 from audit.core.errors import SalunInputError
 from audit.core.registry import ATTACKS, PROBES
+REFERENCE = "retrain (reference)"  # the reference retrains among the targets of plan.relearned
+
 
 @dataclass(frozen=True)
 class ProbeContext:

@@ -13,18 +13,21 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from torch import nn
 
 from audit.core.errors import SalunInputError
-from audit.core.registry import UNLEARNERS, allow_plugins, reload_plugins
+from audit.data.datasets import prepare_data
+from audit.core.registry import ATTACKS, UNLEARNERS, allow_plugins, reload_plugins
 from helpers import small_spec
 from audit.core.contracts import Task, Unlearner
 
 PLUGIN_SOURCE = Path(__file__).resolve().parents[2] / "examples" / "plugin"
 PACKAGE = "salun_example_plugin"
 UNLEARNER, DATASET, MODEL = "example_finetune_last_layer", "example_blobs", "example_tiny_mlp"
+ATTACK = "example_logit_margin"
 PLUGINS = {"unlearner": UNLEARNER, "dataset": DATASET, "model": MODEL}
 ENTRY_POINTS = {"unlearner": f"salun.unlearners:{UNLEARNER}", "dataset": f"salun.datasets:{DATASET}",
                 "model": f"salun.models:{MODEL}"}
@@ -84,7 +87,7 @@ def plugin_config(**overrides) -> dict:
 def test_list_names_each_plugin_with_its_distribution_and_version(cli, installed_plugin):
     code, out, _ = cli("list")
     assert code == 0
-    for name in PLUGINS.values():
+    for name in [*PLUGINS.values(), ATTACK]:
         line = next((l for l in out.splitlines() if l.split()[:1] == [name]), None)
         assert line is not None, name
         assert "salun-example-plugin 0.1.0" in line
@@ -150,3 +153,100 @@ def test_a_plugin_missing_from_the_allow_list_is_not_loaded(cli, installed_plugi
 def test_an_allow_list_entry_naming_no_installed_entry_point_is_bad_input(installed_plugin, entry, message):
     with pytest.raises(SalunInputError, match=re.escape(message)):
         allow_plugins([entry])
+
+
+def test_the_example_package_imports_only_from_audit_api():
+    for source in (PLUGIN_SOURCE / PACKAGE).glob("*.py"):
+        imported = {line.split()[1] for line in source.read_text().splitlines()
+                    if line.startswith(("from audit", "import audit", "from unlearners", "from attacks"))}
+        assert imported <= {"audit.api"}, (source.name, imported)
+
+
+def _margin(logits: np.ndarray) -> np.ndarray:
+    """Top logit minus the runner-up, written out here independently of the plugin."""
+    ordered = np.sort(logits, axis=1)
+    return ordered[:, -1] - ordered[:, -2]
+
+
+def test_an_audit_runs_the_plugin_attack_on_every_target_and_reports_it(installed_plugin, tmp_path):
+    from attacks.mia.roc import auc
+    from audit.engine.store import Store
+    from audit.pipeline import run_audit
+
+    spec = small_spec(tmp_path, audit={"reports": ["html"]}, train={"epochs": 4},
+                      attacks={"run": ["threshold", ATTACK], "bootstrap": 20}, **plugin_config())
+    results = run_audit(spec, tmp_path / "out", show_progress=False)
+    mia = results["mia"]
+    targets = {**mia["populations"], **mia["methods"]}
+    assert set(targets) == {"original", "reference_retrain", "identity", "retrain", UNLEARNER}
+    for attacks in targets.values():
+        entry = attacks[ATTACK]
+        assert (entry["version"], entry["n_target_models"], entry["n_shadow_models"]) == ("1", 2, 0)
+        assert (entry["n_members"], entry["n_nonmembers"]) == (2 * mia["n_forget"], 2 * mia["n_test"])
+        assert entry["auc"]["ci95"] != attacks["threshold_loss"]["auc"]["ci95"]
+        assert set(entry["per_class_auc"]) and len(entry["most_exposed"]) == 10
+        assert entry["auc"]["ci95"][0] <= entry["auc"]["value"] <= entry["auc"]["ci95"][1]
+    # the originals' AUC is the margin of their own stored logits, forget set against test set
+    store, artifacts = Store(spec.audit.store), results["manifest"]["artifacts"]
+    observed = [store.arrays(artifacts["observation_of"][key]) for key in artifacts["original"]]
+    data = prepare_data(spec)
+    members = np.concatenate([_margin(o["pool_logits"][data.forget]) for o in observed])
+    nonmembers = np.concatenate([_margin(o["test_logits"][data.eval_test_mask]) for o in observed])
+    expected = auc(np.concatenate([members, nonmembers]),
+                   np.r_[np.ones(len(members), bool), np.zeros(len(nonmembers), bool)])
+    assert mia["populations"]["original"][ATTACK]["auc"]["value"] == pytest.approx(expected)
+    probed = {probe["method"] for probe in results["probes"] if probe["id"] == f"mia.{ATTACK}"}
+    assert probed == {"population:original", "population:reference_retrain", "identity", "retrain", UNLEARNER}
+    html = (tmp_path / "out" / "report.html").read_text()
+    assert html.count(f"<tr><td>{ATTACK}</td>") == len(targets)
+
+
+def test_an_unknown_attack_is_one_line_with_a_close_match(installed_plugin, tmp_path):
+    with pytest.raises(SalunInputError, match=re.escape(f"attacks.run: unknown attack 'example_logit_margn' "
+                                                        f"(did you mean '{ATTACK}'?)")):
+        small_spec(tmp_path, attacks={"run": ["example_logit_margn"]})
+
+
+class _NoScores:
+    version = "1"
+    needs_shadows = False
+
+
+class _Calibrated:
+    """Needs shadows: the mean of each example's OUT shadows' top logit, subtracted."""
+
+    version = "2"
+    needs_shadows = True
+
+    def scores(self, logits, labels, shadows):
+        out = shadows.out[..., None]
+        reference = (shadows.logits * out).sum(axis=0) / out.sum(axis=0)
+        return logits.max(axis=-1) - reference.max(axis=-1)
+
+
+@pytest.fixture
+def registered_attacks():
+    ATTACKS.register("no_scores")(_NoScores)
+    ATTACKS.register("calibrated_top_logit")(_Calibrated)
+    yield
+    ATTACKS.unregister("no_scores")
+    ATTACKS.unregister("calibrated_top_logit")
+
+
+def test_a_registered_attack_without_scores_is_bad_input(registered_attacks, tmp_path):
+    with pytest.raises(SalunInputError, match=r"attacks.run: attack 'no_scores' .* does not implement "
+                                              r"audit.api.MembershipAttack \(missing: scores\)"):
+        small_spec(tmp_path, attacks={"run": ["no_scores"]})
+
+
+def test_an_attack_that_needs_shadows_gets_them(registered_attacks, tmp_path):
+    from audit.pipeline import run_audit
+
+    spec = small_spec(tmp_path, audit={"reports": []}, train={"epochs": 2},
+                      attacks={"run": ["calibrated_top_logit"], "bootstrap": 0, "lira": {"shadows": 6}},
+                      unlearners={"identity": {}})
+    assert spec.attacks.needs_shadows
+    results = run_audit(spec, tmp_path / "out", show_progress=False)
+    entry = results["mia"]["methods"]["identity"]["calibrated_top_logit"]
+    assert (entry["version"], entry["n_shadow_models"]) == ("2", 6)
+    assert results["mia"]["references_per_example"] == {"forget": 3, "test": 3}

@@ -11,6 +11,7 @@ import torch
 from audit.nn.checkpoints import checkpoint_sha256
 from audit.data.datasets import AuditData
 from audit.data.poison import backdoor_positions
+from audit.core.probes import REFERENCE
 from audit.core.registry import MODELS, UNLEARNERS
 from audit.config.spec import Spec
 from audit.engine.job import IMPORT, OBSERVE, RELEARN, SALIENCY, TRAIN, UNLEARN, Job, Plan, code_versions
@@ -127,7 +128,7 @@ def _relearned(planned: _Jobs, seeds: list[int], originals: list[str], retrains:
             return planned.add(Job(RELEARN, {**params, "seed": seed}, inputs, f"relearn {attack} {label} seed={seed}",
                                    planned.train_code))
 
-        targets = {"retrain (reference)": retrains, **unlearned}
+        targets = {REFERENCE: retrains, **unlearned}
         original_of = originals if spec.subject is None else originals * len(seeds)
         relearned[attack] = {label: [relearn(label, seed, model, original)
                                      for seed, model, original in zip(seeds, keys, original_of)]

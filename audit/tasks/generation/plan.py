@@ -9,8 +9,8 @@ from typing import Any
 import torch
 
 from audit.data.datasets import AuditData
-from attacks.relearn_probe import REFERENCE
 from audit.engine.job import DIMRA, GENERATOR, SAMPLE, TRAIN, UNLEARN_GENERATOR, Job, Plan, code_versions
+from audit.core.probes import REFERENCE
 from audit.core.registry import GENERATION_UNLEARNERS, MODELS
 from audit.config.spec import Spec
 

@@ -8,12 +8,11 @@ from typing import Any
 import numpy as np
 import torch
 
-from attacks.relearn_probe import REFERENCE
 from audit.data.datasets import AuditData
 from audit.results.describe import generation_limitations, generation_tests_run
 from audit.stats.equivalence import metric_tost
 from audit.core.errors import SalunInputError
-from audit.core.probes import ProbeContext, ProbeSections
+from audit.core.probes import REFERENCE, ProbeContext, ProbeSections
 from audit.tasks.generation.metrics import class_accuracy, forgotten_class_probability, frechet_distance, softmax, ua_generation
 from audit.engine.job import Plan
 from audit.engine.observe import StoredObservations

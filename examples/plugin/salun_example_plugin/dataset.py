@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
-from audit.data.datasets import Source
+from audit.api import Source
 
 SIZE = 8
 CLASSES = 3

@@ -7,8 +7,7 @@ import math
 import torch
 from torch import nn
 
-from audit.core.errors import SalunInputError
-from audit.nn.models import Classifier
+from audit.api import Classifier, SalunInputError
 
 
 class TinyMLP(Classifier):

@@ -8,9 +8,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from audit.nn.training import make_optimizer
-from audit.core.contracts import Task
-from unlearners.sgd import SGDUnlearner
+from audit.api import SGDUnlearner, Task, make_optimizer
 
 
 @dataclass
