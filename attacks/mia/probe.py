@@ -23,6 +23,7 @@ from attacks.mia.roc import attack_summary, auc
 from audit.stats.signals import FEATURES, confidence, logit_scaled_confidence
 from attacks.mia.units import Units
 from audit.data.datasets import AuditData
+from audit.tasks.classification.metrics import mia_efficacy_of
 from audit.engine.observe import StoredObservations
 from audit.engine.job import Plan
 from audit.core.seeds import numpy_generator
@@ -251,8 +252,6 @@ def _svc_signal(out: dict[str, Any]) -> None:
 def _svc_entries(obs: StoredObservations, keys: list[str], data: AuditData) -> dict[str, Any]:
     """The SVC attack on each feature, per target model: MIA-Efficacy (the fraction of the
     forget set predicted non-member); its `confidence` view is the metrics' MIA-Efficacy."""
-    from audit.tasks.classification.metrics import mia_efficacy_of  # which imports attacks: not at load
-
     observations = [obs.arrays(key) for key in keys]
     sizes = {"n_forget": len(data.forget), "n_nonmembers": int(data.eval_test_mask.sum())}
     return {f"svc_{feature}": {"version": SVC_VERSION, "n_target_models": len(keys), "n_shadow_models": 0, **sizes,
