@@ -13,7 +13,8 @@ import numpy as np
 import torch
 
 from audit import __version__
-from audit.core.registry import DATASETS, GENERATION_UNLEARNERS, MODELS, UNLEARNERS, Origin, Registry
+from audit.core.registry import ATTACKS, DATASETS, GENERATION_UNLEARNERS, MODELS, Origin, Registry, UNLEARNERS
+from audit.config.sections import ATTACK_NAMES
 from audit.engine.code_digest import PACKAGES, SALUN_ROOT
 
 
@@ -75,6 +76,7 @@ def plugins_used(spec) -> list[dict[str, Any]]:
     used = [("dataset", DATASETS, spec.data.dataset), ("model", MODELS, spec.model.arch)]
     methods = GENERATION_UNLEARNERS if spec.task.kind == "generation" else UNLEARNERS
     used += [("unlearner", methods, u.method) for u in spec.unlearners.values()]
+    used += [("attack", ATTACKS, name) for name in spec.attacks.run if name not in ATTACK_NAMES]  # built-ins: salun's
     seen, rows = set(), []
     for kind, registry, name in used:
         if (kind, name) not in seen:

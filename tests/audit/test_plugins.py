@@ -199,6 +199,8 @@ def test_an_audit_runs_the_plugin_attack_on_every_target_and_reports_it(installe
     assert probed == {"population:original", "population:reference_retrain", "identity", "retrain", UNLEARNER}
     html = (tmp_path / "out" / "report.html").read_text()
     assert html.count(f"<tr><td>{ATTACK}</td>") == len(targets)
+    recorded = next(row for row in results["manifest"]["plugins"] if row["name"] == ATTACK)
+    assert (recorded["kind"], recorded["distribution"]) == ("attack", "salun-example-plugin")
 
 
 def test_an_unknown_attack_is_one_line_with_a_close_match(installed_plugin, tmp_path):
