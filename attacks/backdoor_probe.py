@@ -12,7 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 from attacks.backdoor import athena_test
-from audit.core.probes import ProbeContext
+from audit.core.probes import ProbeContext, SectionProbe
 from audit.core.registry import PROBES
 from audit.engine.observe import StoredObservations
 from audit.engine.job import Plan
@@ -56,7 +56,7 @@ def backdoor_results(spec: Any, plan: Plan, observations: StoredObservations) ->
 
 
 @PROBES.register("backdoor")
-class Backdoor:
+class Backdoor(SectionProbe):
     """Athena's test of deletion: triggered queries to every model, when a trigger was planted."""
 
     name = "backdoor"
@@ -66,9 +66,3 @@ class Backdoor:
 
     def section(self, context: ProbeContext) -> dict[str, Any]:
         return backdoor_results(context.spec, context.plan, context.observations)
-
-    def method_entries(self, section: dict[str, Any]) -> dict[str, Any]:
-        return section.get("methods", {})
-
-    def probe_entries(self, section: dict[str, Any]) -> list[dict[str, Any]]:
-        return []  # the policy's rules read the section itself

@@ -9,7 +9,7 @@ import numpy as np
 
 from attacks import relearn_stats
 from attacks.relearn import VERSION, checkpoint_steps
-from audit.core.probes import REFERENCE, ProbeContext
+from audit.core.probes import REFERENCE, ProbeContext, SectionProbe
 from audit.core.registry import PROBES
 from audit.engine.job import Plan
 from audit.config.spec import Spec
@@ -79,7 +79,7 @@ def relearn_results(spec: Spec, plan: Plan, store: Store) -> dict[str, Any]:
 
 
 @PROBES.register("relearn")
-class Relearning:
+class Relearning(SectionProbe):
     """Relearning attacks: each method's models and the reference retrains fine-tuned identically."""
 
     name = "relearn"
@@ -89,9 +89,3 @@ class Relearning:
 
     def section(self, context: ProbeContext) -> dict[str, Any]:
         return relearn_results(context.spec, context.plan, context.store)
-
-    def method_entries(self, section: dict[str, Any]) -> dict[str, Any]:
-        return section.get("methods", {})
-
-    def probe_entries(self, section: dict[str, Any]) -> list[dict[str, Any]]:
-        return []  # the policy's rules read the section itself

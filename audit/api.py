@@ -12,7 +12,7 @@ from audit.core.contracts import Subset, Tags, Task, Unlearner
 from audit.core.errors import Diverged, SalunInputError
 from audit.core.params import (BatchSize, Count, Epochs, LearningRate, Momentum, Probability, Steps, Temperature,
                                Weight, WeightDecay)
-from audit.core.probes import MembershipAttack, Probe, ProbeContext, ShadowLogits
+from audit.core.probes import MembershipAttack, Probe, ProbeContext, SectionProbe, ShadowLogits
 from audit.core.registry import ATTACKS, DATASETS, GENERATION_UNLEARNERS, MODELS, PROBES, UNLEARNERS
 from audit.data.datasets import Source
 from audit.nn.models import Classifier
@@ -22,6 +22,6 @@ from unlearners.sgd import SGDUnlearner
 __all__ = [
     "ATTACKS", "DATASETS", "GENERATION_UNLEARNERS", "MODELS", "PROBES", "UNLEARNERS",
     "BatchSize", "Classifier", "Count", "Diverged", "Epochs", "LearningRate", "MembershipAttack", "Momentum",
-    "Probability", "Probe", "ProbeContext", "SGDUnlearner", "SalunInputError", "ShadowLogits", "Source", "Steps",
+    "Probability", "Probe", "ProbeContext", "SGDUnlearner", "SectionProbe", "SalunInputError", "ShadowLogits", "Source", "Steps",
     "Subset", "Tags", "Task", "Temperature", "Unlearner", "Weight", "WeightDecay", "make_optimizer",
 ]

@@ -31,7 +31,7 @@ from audit.data.shadows import keep_per_column, references_of_test_points, shado
 from audit.config.sections import ATTACK_NAMES
 from audit.config.spec import Spec
 from audit.core.errors import SalunInputError
-from audit.core.probes import MembershipAttack, ProbeContext, ShadowLogits, membership_attack
+from audit.core.probes import MembershipAttack, ProbeContext, SectionProbe, ShadowLogits, membership_attack
 from audit.core.registry import PROBES
 from audit.stats.basics import summarize
 from audit.engine.store import Store
@@ -336,7 +336,7 @@ MIA_HEADLINE = ("auc", "tpr_at_fpr", "balanced_accuracy", "advantage", "epsilon_
 
 
 @PROBES.register("mia")
-class MembershipInference:
+class MembershipInference(SectionProbe):
     """Membership inference: every attack in attacks.run against every target population."""
 
     name = "mia"
@@ -346,9 +346,6 @@ class MembershipInference:
 
     def section(self, context: ProbeContext) -> dict[str, Any]:
         return mia_results(context.spec, context.data, context.plan, context.store, context.observations)
-
-    def method_entries(self, section: dict[str, Any]) -> dict[str, Any]:
-        return section.get("methods", {})
 
     def probe_entries(self, section: dict[str, Any]) -> list[dict[str, Any]]:
         """One probe per attack and target; the full curves stay in the `mia` section."""

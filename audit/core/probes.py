@@ -56,6 +56,19 @@ class Probe(Protocol):
         """Entries of results.json's `probes` list (id, version, method, n_models, stats, …)."""
 
 
+class SectionProbe:
+    """A probe whose section holds each method's entry under "methods" and whose numbers the
+    policy's rules read from the section itself (subclasses add to the `probes` list if they will)."""
+
+    name: str
+
+    def method_entries(self, section: dict[str, Any]) -> dict[str, Any]:
+        return section.get("methods", {})
+
+    def probe_entries(self, section: dict[str, Any]) -> list[dict[str, Any]]:
+        return []
+
+
 @dataclass(frozen=True)
 class ShadowLogits:
     """Shadow models' logits on the examples an attack scores, for attacks that calibrate on them."""
