@@ -121,6 +121,34 @@ class ResNet18(Classifier):
         return self.pool(self.stages(self.stem(x)))
 
 
+class FastCIFAR(Classifier):
+    """The CIFAR-10 speed-run network (Page's "How to train your ResNet", Jordan's airbench):
+    a 2x2 stem, then conv-pool-norm-GELU groups, a global max-pool and a linear head on
+    features scaled by HEAD_SCALE. The stem is a plain convolution: the speed-runs whiten it
+    from the training images, which a model built from a seed alone cannot see."""
+
+    HEAD_SCALE = 1 / 9  # airbench's output scale: small logits at init, for a high learning rate
+
+    def __init__(self, channels: int, num_classes: int, widths: tuple[int, ...]):
+        super().__init__()
+        stem = 2 * channels * 2 * 2  # as many outputs as a whitening 2x2 stem: each patch eigenvector and its negative
+        self.stem = nn.Sequential(nn.Conv2d(channels, stem, 2), nn.GELU())
+        groups, inputs = [], stem
+        for outputs in widths:
+            groups.append(nn.Sequential(
+                nn.Conv2d(inputs, outputs, 3, padding=1, bias=False), nn.MaxPool2d(2),
+                nn.BatchNorm2d(outputs), nn.GELU(),
+                nn.Conv2d(outputs, outputs, 3, padding=1, bias=False), nn.BatchNorm2d(outputs), nn.GELU(),
+            ))
+            inputs = outputs
+        self.groups = nn.Sequential(*groups)
+        self.pool = nn.Sequential(nn.AdaptiveMaxPool2d(1), nn.Flatten())
+        self.head = nn.Linear(inputs, num_classes)
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        return self.pool(self.groups(self.stem(x))) * self.HEAD_SCALE
+
+
 @MODELS.register("mlp")
 def mlp(input_shape: tuple[int, ...], num_classes: int, hidden: Layers = (128, 64)) -> Classifier:
     """Fully connected network on flattened inputs; features = last hidden layer."""
@@ -143,6 +171,19 @@ def resnet18(input_shape: tuple[int, ...], num_classes: int, width: Width = 64) 
     if width < 1:
         raise SalunInputError(f"model.width: must be at least 1, got {width}")
     return ResNet18(input_shape[0], num_classes, width)
+
+
+@MODELS.register("fastcifar")
+def fastcifar(input_shape: tuple[int, ...], num_classes: int, widths: Layers = (64, 256, 256)) -> Classifier:
+    """The CIFAR-10 speed-run network (airbench's layout, plain stem); features = max-pooled last group."""
+    if not widths or any(size < 1 for size in widths):
+        raise SalunInputError(f"model.widths: expected positive channel counts, got {list(widths)}")
+    smallest = 2 ** len(widths) + 1  # the 2x2 stem takes one pixel, each group halves the side
+    if min(input_shape[1:]) < smallest:
+        raise SalunInputError(
+            f"model.widths: {len(widths)} groups need images of at least {smallest}x{smallest} pixels, "
+            f"got {'x'.join(map(str, input_shape[1:]))}; give fewer widths")
+    return FastCIFAR(input_shape[0], num_classes, tuple(widths))
 
 
 _LAYERS = (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d)
