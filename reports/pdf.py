@@ -38,7 +38,7 @@ def render_pdf(results: dict[str, Any], page: str | None = None) -> bytes:
     """`page`: the HTML report already rendered from `results`, if there is one."""
     weasyprint = _weasyprint()
     if page is None:
-        from reports.html import render_html  # matplotlib and Jinja load only when the page is drawn here
+        from reports.html import render_html  # Jinja loads only when the page is drawn here
 
         page = render_html(results)
     return weasyprint.HTML(string=page).write_pdf()

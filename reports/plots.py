@@ -1,43 +1,33 @@
-"""The report's figures, drawn by matplotlib as inline SVG from the plot data in results.json.
+"""The report's figures as inline SVG (reports/svg.py), from the plot data in results.json.
 
-Text stays text (no embedded fonts; only sample grids are raster, inlined as PNG), there is no
-script and no external file, so a report is one file that renders offline, on a phone and in print. The SVG carries no
-date, so a report renders the same every time, and its element ids are salted with the
-title and the data drawn, so two figures inlined in one page never share an id.
-
-Labels are drawn as typed: `$…$` is text, not mathtext. A figure whose data cannot be drawn
-(no finite value, nothing above zero on log axes, malformed lists) becomes one line that says
-so in its place, so a degenerate results.json still gives a whole report.
+Text stays text, only sample grids are raster (inlined as PNG), there is no script and no
+external file, so a report is one file that renders offline, on a phone and in print, and the
+same data always gives the same bytes. Labels are drawn as typed: `$…$` is text, not mathtext.
+A figure whose data cannot be drawn (no finite value, nothing above zero on log axes, malformed
+lists) becomes one line that says so in its place, so a degenerate results.json still gives a
+whole report.
 """
 
 from __future__ import annotations
 
+import base64
 import functools
-import hashlib
 import inspect
-import io
-import json
 import math
-import re
-import warnings
 from typing import Any, Callable
 
-import matplotlib
 import numpy as np
+from markupsafe import Markup, escape
 
-matplotlib.use("Agg")
-
-import matplotlib.pyplot as plt  # noqa: E402
-from markupsafe import Markup, escape  # noqa: E402
-
-from reports.numbers import is_number  # noqa: E402
-from reports.text import MALFORMED as MALFORMED_RESULTS  # noqa: E402
+from reports.numbers import is_number
+from reports.png import png_bytes
+from reports.svg import Chart
+from reports.text import MALFORMED as MALFORMED_RESULTS
 
 ROC_ATTACKS = ("ulira", "lira_offline", "rmia_offline", "threshold_loss")  # drawn when present
-SIZE = (3.6, 2.7)  # inches
-STYLE = {"svg.fonttype": "none", "font.size": 8, "axes.titlesize": 9, "font.family": "sans-serif",
-         "text.parse_math": False}
+ROC_COLOURS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#9467bd", "#8c564b", "#e377c2")
 MEMBERS, NONMEMBERS = "#d62728", "#1f77b4"
+GRID_ROW, GRID_LABELS, GRID_TITLE = 36, 22, 18  # a sample grid's row height, label column and title, in user units
 MALFORMED = (*MALFORMED_RESULTS, ZeroDivisionError, OverflowError)
 
 
@@ -51,25 +41,18 @@ def not_drawn(title: str, reason: str) -> Markup:
 
 
 def drawn_or_noted(figure: Callable[..., Markup]) -> Callable[..., Markup]:
-    """`figure` as drawn, or, when its data cannot be drawn, the line that says why; the
-    figures it opened are closed either way. Missing glyphs fall back to a box, silently."""
+    """`figure` as drawn, or, when its data cannot be drawn, the line that says why."""
     signature = inspect.signature(figure)
 
     @functools.wraps(figure)
     def draw(*args: Any, **kwargs: Any) -> Markup:
         title = str(signature.bind(*args, **kwargs).arguments.get("title", "figure"))
-        open_before = set(plt.get_fignums())
         try:
-            with warnings.catch_warnings():
-                warnings.filterwarnings("ignore", message=r"Glyph .* missing from", category=UserWarning)
-                return figure(*args, **kwargs)
+            return figure(*args, **kwargs)
         except NotDrawable as reason:
             return not_drawn(title, str(reason))
         except MALFORMED as error:
             return not_drawn(title, f"its data in results.json is malformed: {type(error).__name__}: {error}")
-        finally:
-            for number in set(plt.get_fignums()) - open_before:
-                plt.close(number)
 
     return draw
 
@@ -81,31 +64,6 @@ def _real(value: Any) -> float:
 
 def _finite(values: Any) -> list[float]:
     return [x for x in map(_real, values) if math.isfinite(x)]
-
-
-def _svg(fig, title: str, *data: Any) -> Markup:
-    """The figure as inline SVG; its ids are salted with the title and the data drawn."""
-    buffer = io.StringIO()
-    salt = hashlib.sha256(json.dumps([title, *data], sort_keys=True).encode()).hexdigest()[:16]
-    with matplotlib.rc_context({"svg.hashsalt": salt}):
-        fig.savefig(buffer, format="svg", metadata={"Date": None}, bbox_inches="tight")
-    plt.close(fig)
-    text = buffer.getvalue()
-    text = text[text.index("<svg"):]  # inline: no XML declaration or doctype
-    text = re.sub(r"<metadata>.*?</metadata>\s*", "", text, count=1, flags=re.S)
-    text = re.sub(r'<svg ([^>]*?)width="[^"]*" height="[^"]*"', rf'<svg \1role="img" aria-label="{_attr(title)}"', text, 1)
-    return Markup(text)
-
-
-def _attr(text: str) -> str:
-    return text.replace("&", "&amp;").replace('"', "&quot;").replace("<", "&lt;").replace(">", "&gt;")
-
-
-def _axes(title: str):
-    with matplotlib.rc_context(STYLE):
-        fig, ax = plt.subplots(figsize=SIZE)
-        ax.set_title(title)
-    return fig, ax
 
 
 def _log_points(curve: dict[str, list]) -> list[tuple[float, float]]:
@@ -120,17 +78,16 @@ def roc_figure(attacks: dict[str, dict[str, Any]], title: str) -> Markup:
     curves = {name: _log_points(attacks[name]["roc"]["log"]) for name in ROC_ATTACKS if name in attacks}
     if not any(curves.values()):
         raise NotDrawable("no attack's ROC has a point with both rates above zero, which log axes need")
-    with matplotlib.rc_context(STYLE):
-        fig, ax = _axes(f"{title}: ROC")
-        low = 1.0
-        for name, points in curves.items():
-            if points:
-                ax.plot(*zip(*points), label=name, linewidth=1.2)
-                low = min(low, points[0][0])
-        ax.plot([low, 1], [low, 1], color="#999", linestyle="--", linewidth=0.8, label="chance")
-        ax.set(xscale="log", yscale="log", xlabel="false-positive rate", ylabel="true-positive rate")
-        ax.legend(loc="lower right", fontsize=7)
-        return _svg(fig, f"{title}: ROC", {name: attacks[name]["roc"]["log"] for name in ROC_ATTACKS if name in attacks})
+    drawn = {name: points for name, points in curves.items() if points}
+    low = min(min(f for f, _ in points) for points in drawn.values())
+    low = min(low, min(t for points in drawn.values() for _, t in points))
+    chart = Chart(f"{title}: ROC", "false-positive rate", "true-positive rate")
+    limits = (min(10 ** math.floor(math.log10(low)), 0.1), 1.0)  # at least one decade
+    chart.axes([low, 1.0], [low, 1.0], xlog=True, ylog=True, xlimits=limits, ylimits=limits)
+    for (name, points), colour in zip(drawn.items(), ROC_COLOURS):
+        chart.line(*zip(*points), colour=colour, label=name)
+    chart.line(limits, limits, "#999", "chance", dash="--", width=0.8)
+    return chart.svg(("lower right", "upper left", "upper right", "lower left"))
 
 
 @drawn_or_noted
@@ -145,14 +102,13 @@ def histogram_figure(histogram: dict[str, list], title: str) -> Markup:
         raise NotDrawable("its counts do not match its bins")
     if not any(sum(counts) for counts, _, _ in groups):
         raise NotDrawable("no score falls in its bins")
-    with matplotlib.rc_context(STYLE):
-        fig, ax = _axes(title)
-        for counts, colour, label in groups:
-            total = max(sum(counts), 1)
-            ax.stairs([c / total for c in counts], edges, fill=True, alpha=0.45, color=colour, label=label)
-        ax.set(xlabel="membership score", ylabel="share of examples")
-        ax.legend(fontsize=7)
-        return _svg(fig, title, histogram)
+    shares = [([c / max(sum(counts), 1) for c in counts], colour, label) for counts, colour, label in groups]
+    chart = Chart(title, "membership score", "share of examples")
+    top = max(max(heights) for heights, _, _ in shares)
+    chart.axes(edges, [0.0, top], xlimits=(edges[0], edges[-1]), ylimits=(0.0, top * 1.05 or 1.0))
+    for heights, colour, label in shares:
+        chart.steps(heights, edges, colour, label)
+    return chart.svg()
 
 
 @drawn_or_noted
@@ -164,18 +120,15 @@ def epsilon_figure(eps: list[float], floor: float, resolution: float, title: str
     marks = [(x, colour, style, label) for x, colour, style, label in (
         (_real(floor), NONMEMBERS, "--", f"alike populations {_real(floor):.2f}"),
         (_real(resolution), MEMBERS, ":", f"ln(N − 1) = {_real(resolution):.2f}")) if math.isfinite(x)]
-    with matplotlib.rc_context(STYLE):
-        fig, ax = _axes(title)
-        top = max([x for x, *_ in marks] + [0.0]) + 1.0
-        # the cap (50) and anything past ln(N − 1) + 1 fall in the last bin
-        finite = [min(e, top - 1e-9) for e in values]
-        ax.hist(finite, bins=30, range=(0, top), color="#555", alpha=0.8)
-        for x, colour, style, label in marks:
-            ax.axvline(x, color=colour, linestyle=style, linewidth=1, label=label)
-        ax.set(xlabel="per-example ε (last bin: at or above)", ylabel="forget examples")
-        if marks:
-            ax.legend(fontsize=7)
-        return _svg(fig, title, eps, floor, resolution)
+    top = max([x for x, *_ in marks] + [0.0]) + 1.0
+    # the cap (50) and anything past ln(N − 1) + 1 fall in the last bin
+    counts, edges = np.histogram([min(max(e, 0.0), top - 1e-9) for e in values], bins=30, range=(0, top))
+    chart = Chart(title, "per-example ε (last bin: at or above)", "forget examples")
+    chart.axes([0.0, top], [0.0, float(counts.max())], xlimits=(0.0, top), ylimits=(0.0, float(counts.max()) * 1.05))
+    chart.steps(counts.tolist(), edges.tolist(), "#555", opacity=0.8)
+    for x, colour, style, label in marks:
+        chart.vline(x, colour, label, dash=style)
+    return chart.svg()
 
 
 @drawn_or_noted
@@ -189,17 +142,21 @@ def relearn_figure(steps: list[int], attacked: list[dict], reference: list[dict]
         raise NotDrawable("its steps are missing or do not match its curves")
     if not any(_finite(c["mean"] for c in curve) for curve, _, _ in curves):
         raise NotDrawable("no step has a finite mean")
-    with matplotlib.rc_context(STYLE):
-        fig, ax = _axes(title)
-        for curve, colour, label in curves:
-            ax.plot(steps, [100 * _real(c["mean"]) for c in curve], color=colour, marker="o", markersize=3,
-                    label=label)
-            if all(c["ci95"] for c in curve):
-                ax.fill_between(steps, [100 * _real(c["ci95"][0]) for c in curve],
-                                [100 * _real(c["ci95"][1]) for c in curve], color=colour, alpha=0.15, linewidth=0)
-        ax.set(xlabel="fine-tuning steps on retain data", ylabel=f"{measure} (%)", ylim=(-2, 102))
-        ax.legend(fontsize=7)
-        return _svg(fig, title, steps, attacked, reference, measure)
+    chart = Chart(title, "fine-tuning steps on retain data", f"{measure} (%)")
+    chart.axes(_finite(steps), [0.0, 100.0], ylimits=(-2.0, 102.0))
+    for curve, colour, label in curves:
+        if all(c["ci95"] for c in curve):
+            chart.band(*_finite_columns(steps, [100 * _real(c["ci95"][0]) for c in curve],
+                                        [100 * _real(c["ci95"][1]) for c in curve]), colour)
+        chart.line(*_finite_columns(steps, [100 * _real(c["mean"]) for c in curve]), colour=colour, label=label,
+                   markers=True)
+    return chart.svg()
+
+
+def _finite_columns(*columns: list[float]) -> list[list[float]]:
+    """The rows of `columns` where every value is finite, as columns again."""
+    rows = [row for row in zip(*columns) if all(math.isfinite(v) for v in row)]
+    return [list(column) for column in zip(*rows)] if rows else [[] for _ in columns]
 
 
 def _mosaic(rows: list[list], low: float, high: float) -> np.ndarray:
@@ -222,16 +179,16 @@ def sample_grid_figure(rows: list[list], pixel_range: list[float], row_labels: l
     """Generated images, one row per label (a class), drawn in the data's own pixel range."""
     if not any(len(row) for row in rows):
         raise NotDrawable("no sample to show")
-    with matplotlib.rc_context(STYLE):
-        mosaic = _mosaic(rows, *pixel_range)
-        fig, ax = plt.subplots(figsize=(0.3 * mosaic.shape[1] / (mosaic.shape[0] / len(rows)) + 0.8,
-                                        0.3 * len(rows) + 0.4))
-        ax.imshow(mosaic, cmap="gray", vmin=0, vmax=1, interpolation="nearest")
-        height = (mosaic.shape[0] + 1) / len(rows)
-        ax.set_yticks([i * height + (height - 1) / 2 for i in range(len(rows))], row_labels)
-        ax.set_xticks([])
-        ax.tick_params(length=0)
-        for side in ax.spines.values():
-            side.set_visible(False)
-        ax.set_title(title)
-        return _svg(fig, title, rows, pixel_range, row_labels)
+    mosaic = _mosaic(rows, *pixel_range)
+    scale = GRID_ROW / ((mosaic.shape[0] + 1) / len(rows))  # user units per pixel
+    width, height = mosaic.shape[1] * scale, mosaic.shape[0] * scale
+    left, top = GRID_LABELS, GRID_TITLE
+    image = base64.b64encode(png_bytes(mosaic)).decode()
+    labels = "".join(f'<text x="{left - 4}" y="{top + (i + 0.5) * GRID_ROW:.2f}" dy="3" text-anchor="end">'
+                     f'{escape(label)}</text>' for i, label in enumerate(row_labels))
+    return Markup(f'<svg xmlns="http://www.w3.org/2000/svg" xmlns:xlink="http://www.w3.org/1999/xlink" '
+                  f'viewBox="0 0 {left + width + 4:.2f} {top + height + 4:.2f}" role="img" aria-label="{escape(title)}" '
+                  f'font-family="sans-serif" font-size="9" fill="#222">'
+                  f'<text x="{left}" y="12" font-size="11">{escape(title)}</text>{labels}'
+                  f'<image x="{left}" y="{top}" width="{width:.2f}" height="{height:.2f}" preserveAspectRatio="none" '
+                  f'style="image-rendering:pixelated" xlink:href="data:image/png;base64,{image}"/></svg>')

@@ -1,5 +1,5 @@
 """Every report format written from one results.json. Each format's module loads only when it is
-asked for, so `salun report --format junit` never loads matplotlib, Jinja or WeasyPrint."""
+asked for, so `salun report --format junit` never loads Jinja or WeasyPrint."""
 
 from __future__ import annotations
 
