@@ -1,9 +1,13 @@
 """A JUnit XML report of an audit's verdicts, from results.json alone, for CI dashboards.
 
 One testsuite per method with one testcase per policy rule, and an "audit" suite with the
-overall verdict and the control checks. FAIL is a <failure>, INCONCLUSIVE a <skipped> (the
-`--gate` exit code 3 carries it), PASS a plain testcase. GitLab, GitHub test reporters and
-Jenkins read this shape. ElementTree escapes every user string; characters XML 1.0 cannot
+control checks and the overall verdict. An audited method's FAIL is a <failure>, INCONCLUSIVE a
+<skipped> (the `--gate` exit code 3 carries it), PASS a plain testcase. A control that behaves
+as a sound policy needs (identity FAILs a rule) is a passing case that says so; only a control
+that misbehaves is a failure. So a passing audit has no failure at all, and a failing one
+exactly one per failing rule of an audited method: its overall verdict is then told in the
+audit suite's output, not as one more failure. GitLab, GitHub test reporters and Jenkins read
+this shape. ElementTree escapes every user string; characters XML 1.0 cannot
 hold at all are replaced by U+FFFD.
 """
 
@@ -33,7 +37,8 @@ def _case(suite: ET.Element, classname: str, name: str, verdict: str, message: s
         ET.SubElement(case, "system-out").text = _text(detail)
 
 
-def _rule_case(suite: ET.Element, method: str, row: dict[str, Any]) -> None:
+def _rule_case(suite: ET.Element, method: str, row: dict[str, Any], expected: str | None) -> None:
+    """`expected`: the verdict a control must get (identity: FAIL); None for an audited method."""
     reason, verdict = row.get("reason") or "", row.get("verdict")
     detail = reason
     if row.get("interval"):
@@ -42,6 +47,8 @@ def _rule_case(suite: ET.Element, method: str, row: dict[str, Any]) -> None:
     message = reason
     if verdict == "FAIL":
         message = f"value {_text(row.get('value'))}, threshold {row.get('op')} {_text(row.get('threshold'))}: {reason}"
+    if verdict == "FAIL" and expected == "FAIL":
+        verdict, detail = "PASS", f"the {method} control FAILs this rule, as a sound policy must: {message}"
     _case(suite, f"salun.{method}", row["rule"], verdict, message, detail)
 
 
@@ -61,27 +68,35 @@ def render_junit(results: dict[str, Any]) -> str:
 
 def _junit(results: dict[str, Any]) -> str:
     root = ET.Element("testsuites", name=_text(f"salun: {results['spec']['audit']['name']}"))
-    rows: dict[str, list[dict[str, Any]]] = {label: [] for label in results.get("method_verdicts", {})}
+    methods = results.get("method_verdicts", {})
+    rows: dict[str, list[dict[str, Any]]] = {label: [] for label in methods}
     for row in results.get("verdicts", []):
         rows.setdefault(row["method"], []).append(row)
     for method, method_rows in rows.items():
         suite = ET.SubElement(root, "testsuite", name=_text(method))
+        expected = (methods.get(method) or {}).get("expected")
         for row in method_rows:
-            _rule_case(suite, method, row)
+            _rule_case(suite, method, row, expected)
     audit = ET.SubElement(root, "testsuite", name="audit")
     properties = ET.SubElement(audit, "properties")
     digest = results.get("manifest", {}).get("spec_digest", "")
     ET.SubElement(properties, "property", name="spec_digest", value=_text(digest))
+    ET.SubElement(properties, "property", name="verdict", value=_text(results.get("verdict") or ""))
     reason = results.get("verdict_reason") or ""
-    _case(audit, "salun.audit", "overall verdict", results.get("verdict"), reason, reason)
-    for label, entry in results.get("method_verdicts", {}).items():
+    failed = results.get("verdict") == "FAIL"  # then its failing rules are the failures above
+    if not failed:
+        _case(audit, "salun.audit", "overall verdict", results.get("verdict"), reason, reason)
+    for label, entry in methods.items():
         if entry.get("control") is None:
             continue
         problem = entry.get("control_problem")
         name = f"control {label} must {entry.get('expected')}"
-        verdict = "FAIL" if problem is not None else "PASS"
+        # a control that cannot decide (too few models) is undecided, not wrong
+        verdict = "PASS" if problem is None else "INCONCLUSIVE" if entry.get("verdict") == "INCONCLUSIVE" else "FAIL"
         detail = problem if problem is not None else f"{label} is {entry.get('verdict')} as expected"
         _case(audit, "salun.audit", name, verdict, problem or "", detail)
+    if failed:
+        ET.SubElement(audit, "system-out").text = _text(f"verdict FAIL: {reason}")
     for suite in root:
         _count(suite)
         suite.set("timestamp", _text(results.get("created", "")))

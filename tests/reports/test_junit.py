@@ -53,7 +53,7 @@ def test_counts_and_testcases():
     assert root.tag == "testsuites"
     assert root.get("name") == "salun: tiny"
     assert [s.get("name") for s in root] == ["identity", "retrain", "finetune", "audit"]
-    assert (root.get("tests"), root.get("failures"), root.get("skipped"), root.get("errors")) == ("10", "3", "1", "0")
+    assert (root.get("tests"), root.get("failures"), root.get("skipped"), root.get("errors")) == ("9", "1", "1", "0")
     check_counts(root)
     finetune = root.find("testsuite[@name='finetune']")
     assert (finetune.get("tests"), finetune.get("failures"), finetune.get("skipped")) == ("3", "1", "1")
@@ -76,8 +76,19 @@ def test_failure_skipped_and_pass_content():
     passed = root.find("testsuite[@name='finetune']/testcase[@name='tost.UA']")
     assert len(passed.findall("failure")) == len(passed.findall("skipped")) == 0
     assert passed.findtext("system-out") == "finetune tost.UA is PASS"
-    identity = root.find("testsuite[@name='identity']/testcase[@name='fraction_different <= 0.05']/failure")
-    assert identity.get("message") == "value 0.1458, threshold <= 0.05: 0.1458 fails <= 0.05"
+    identity = root.find("testsuite[@name='identity']/testcase[@name='fraction_different <= 0.05']")
+    assert identity.find("failure") is None  # the control fails the rule as it must: a passing case
+    assert identity.findtext("system-out") == ("the identity control FAILs this rule, as a sound policy must: "
+                                               "value 0.1458, threshold <= 0.05: 0.1458 fails <= 0.05")
+
+
+def test_a_retrain_control_that_fails_a_rule_is_a_failure():
+    results = synthetic()
+    results["verdicts"][2] = row("retrain", "fraction_different <= 0.05", "FAIL", value=0.2)
+    results["method_verdicts"]["retrain"].update(verdict="FAIL", control_problem="stricter than retraining")
+    root = parse(results)
+    assert root.find("testsuite[@name='retrain']/testcase[@name='fraction_different <= 0.05']/failure") is not None
+    assert root.find("testsuite[@name='audit']/testcase[@name='control retrain must PASS']/failure") is not None
 
 
 def test_audit_suite():
@@ -85,12 +96,13 @@ def test_audit_suite():
     audit = parse(results).find("testsuite[@name='audit']")
     assert audit.find("properties/property[@name='spec_digest']").get("value") == "abc123"
     names = [c.get("name") for c in audit.findall("testcase")]
-    assert names == ["overall verdict", "control identity must FAIL", "control retrain must PASS"]
-    assert audit.find("testcase[@name='overall verdict']/failure").get("message") == "finetune fails the policy"
-    assert audit.findall("testcase[@name='control identity must FAIL']/failure") == []
+    assert names == ["control identity must FAIL", "control retrain must PASS"]  # a FAIL is its failing rules
+    assert audit.findtext("system-out") == "verdict FAIL: finetune fails the policy"
+    assert audit.find("properties/property[@name='verdict']").get("value") == "FAIL"
+    assert audit.findall(".//failure") == []
 
     results["verdict"], results["verdict_reason"] = "INCONCLUSIVE", "undecided"
-    results["method_verdicts"]["retrain"]["control_problem"] = "retrain control failed: MIA"
+    results["method_verdicts"]["retrain"].update(verdict="FAIL", control_problem="retrain control failed: MIA")
     root = parse(results)
     audit = root.find("testsuite[@name='audit']")
     assert audit.find("testcase[@name='overall verdict']/skipped").get("message") == "INCONCLUSIVE: undecided"
@@ -98,6 +110,10 @@ def test_audit_suite():
     assert failure.get("message") == "retrain control failed: MIA"
     assert (audit.get("tests"), audit.get("failures"), audit.get("skipped")) == ("3", "1", "1")
     check_counts(root)
+
+    results["method_verdicts"]["retrain"].update(verdict="INCONCLUSIVE", control_problem="too few models")
+    skipped = parse(results).find("testsuite[@name='audit']/testcase[@name='control retrain must PASS']/skipped")
+    assert skipped.get("message") == "INCONCLUSIVE: too few models"
 
     results["verdict"] = "PASS"
     overall = parse(results).find("testsuite[@name='audit']/testcase[@name='overall verdict']")
@@ -124,9 +140,36 @@ def test_schema_of_the_default_example(default_example):
     root = ET.parse(out / "junit.xml").getroot()
     check_junit_schema(root)
     check_counts(root)
-    assert int(root.get("tests")) == len(results["verdicts"]) + 1 + sum(
+    assert int(root.get("tests")) == len(results["verdicts"]) + (results["verdict"] != "FAIL") + sum(
         1 for entry in results["method_verdicts"].values() if entry["control"] is not None
     )
+
+
+def _failing_audited_rules(results):
+    audited = {label for label, entry in results["method_verdicts"].items() if entry["control"] is None}
+    return sorted((f"salun.{r['method']}", r["rule"]) for r in results["verdicts"]
+                  if r["method"] in audited and r["verdict"] == "FAIL")
+
+
+def _failures(results):
+    return sorted((case.get("classname"), case.get("name")) for case in parse(results).iter("testcase")
+                  if case.find("failure") is not None)
+
+
+def test_a_failing_audit_has_one_failure_per_failing_rule_and_a_passing_one_none(default_example):
+    from audit.config.policy import overall_verdict
+
+    results, _ = default_example
+    assert results["verdict"] == "FAIL"
+    assert _failures(results) == _failing_audited_rules(results) != []
+    # the controls that behave as they must (identity FAILs), judged alone by the policy: a PASS
+    controls = {label: entry for label, entry in results["method_verdicts"].items()
+                if entry["control"] is not None and entry["control_problem"] is None}
+    passing = {**results, "method_verdicts": controls,
+               "verdicts": [r for r in results["verdicts"] if r["method"] in controls]}
+    passing["verdict"], passing["verdict_reason"] = overall_verdict(controls)
+    assert passing["verdict"] == "PASS" and any(r["verdict"] == "FAIL" for r in passing["verdicts"])
+    assert _failures(passing) == []
 
 
 def test_user_strings_escaped_and_round_trip():
@@ -143,8 +186,7 @@ def test_user_strings_escaped_and_round_trip():
     assert len(case) == 1
     assert case[0].get("classname") == f"salun.m{hostile}"
     assert case[0].find("skipped") is not None
-    overall = root.find("testsuite[@name='audit']/testcase[@name='overall verdict']/failure")
-    assert overall.get("message") == f"m{hostile} fails the policy"
+    assert root.find("testsuite[@name='audit']").findtext("system-out") == f"verdict FAIL: m{hostile} fails the policy"
     check_junit_schema(root)
 
 
