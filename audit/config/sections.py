@@ -8,7 +8,8 @@ from __future__ import annotations
 import typing
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
+from pydantic import (AfterValidator, BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_serializer,
+                      model_validator)
 
 from audit.core.errors import SalunInputError
 from audit.core.params import (BatchSize, Count, Epochs, LearningRate, Momentum, Probability, Steps,
@@ -21,6 +22,8 @@ from audit.core.registry import DATASETS, MODELS
 AUGMENTATION_POLICIES = ("none", "crop_flip", "randaugment", "autoaugment", "trivialaugment", "augmix",
                          "random_erasing")
 REPORT_FORMATS = ("html", "pdf", "junit")  # written by every audit unless audit.reports says otherwise
+# [audit] fields of where the jobs run, which no job key and no spec digest includes
+EXECUTION_FIELDS = ("executor", "jobs_per_gpu", "ray_address", "ray_max_in_flight", "ray_store")
 MIA_FEATURES = ("confidence", "correctness", "entropy", "modified_entropy", "modified_entropy_salun_code",
                 "probabilities")
 
@@ -118,6 +121,11 @@ class AuditSection(Section):
     # a format listed twice is written once: repeats are folded, in the order first given
     reports: tuple[Literal[REPORT_FORMATS], ...] = REPORT_FORMATS  # type: ignore[valid-type]
     plugins: tuple[Name, ...] | None = None  # entry points allowed to load, as "<group>:<name>"; None: all
+    executor: Name = "local"  # local | processes | gpu | ray, or one an installed plugin registers
+    jobs_per_gpu: int = Field(default=1, ge=1, le=64)  # gpu and ray: jobs sharing one GPU at once
+    ray_address: Text | None = None  # ray: the cluster to join ("auto", "host:port"); None starts one here
+    ray_max_in_flight: int | None = Field(default=None, ge=1, le=100_000)  # None: twice the cluster's job slots
+    ray_store: PathText | None = None  # ray: audit.store as the workers see it on a shared filesystem
 
     _fold_reports = field_validator("reports", mode="before")(_unique)
 
@@ -207,6 +215,20 @@ class TrainSection(Section):
     weight_decay: WeightDecay = 5e-4
     schedule: Literal["constant", "cosine", "linear"] = "cosine"
     augmentation: Literal[AUGMENTATION_POLICIES] = "none"  # type: ignore[valid-type]
+    trainer: Literal["per_model", "vectorised"] = "per_model"  # vectorised: a population as one job
+    population_size: int = Field(default=32, ge=1, le=4096)  # vectorised: most models trained as one
+
+    @model_validator(mode="after")
+    def _population_size_needs_vectorised(self) -> "TrainSection":
+        if "population_size" in self.model_fields_set and self.trainer == "per_model":
+            raise SalunInputError("train.population_size: only used when train.trainer = 'vectorised'")
+        return self
+
+    @model_serializer(mode="wrap")
+    def _per_model_as_before(self, dump: Any) -> dict[str, Any]:
+        """per_model reads as before there was a choice: its job keys and the resolved spec stay as they were."""
+        vectorised = self.trainer == "vectorised"
+        return {k: v for k, v in dump(self).items() if vectorised or k not in ("trainer", "population_size")}
 
 
 class GenerationSection(Section):

@@ -222,7 +222,8 @@ MODELS: Registry[Any] = Registry("model", "salun.models", ("audit.nn.models",))
 # The engine's extension points: what computes a job of each kind, what turns stored artifacts into a
 # results.json section, how a plan's jobs are run, and the task families (what is audited).
 JOB_RUNNERS: Registry[Any] = Registry("job runner", "salun.job_runners",
-                                      ("audit.tasks.classification.jobs", "audit.tasks.generation.jobs",
+                                      ("audit.tasks.classification.jobs", "audit.tasks.classification.population_jobs",
+                                       "audit.tasks.generation.jobs",
                                        "attacks.relearn_jobs", "attacks.dimra_jobs", "unlearners.saliency_job"))
 PROBES: Registry[Any] = Registry("probe", "salun.probes", ("attacks",))
 EXECUTORS: Registry[Any] = Registry("executor", "salun.executors", ("audit.engine.execute",))

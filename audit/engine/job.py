@@ -18,6 +18,9 @@ from audit.engine.manifest import third_party_code
 TRAIN, SALIENCY, UNLEARN, OBSERVE, RELEARN = "train", "saliency", "unlearn", "observe", "relearn"
 GENERATOR, UNLEARN_GENERATOR, SAMPLE, DIMRA = "train_generator", "unlearn_generator", "sample", "dimra"
 IMPORT = "import"  # a checkpoint from outside salun, checked against the architecture
+# a model trained with the others of its cohort in one vectorised pass ([train] trainer = "vectorised"),
+# and a group of such models that run as one job (audit.engine.populations)
+TRAIN_VECTORISED, TRAIN_POPULATION = "train_vectorised", "train_population"
 
 
 @dataclass(frozen=True)
@@ -27,6 +30,7 @@ class Job:
     inputs: tuple[str, ...]
     label: str
     code: dict[str, Any] = field(default_factory=dict)
+    members: tuple[Job, ...] = ()  # a group job's planned jobs, each stored under its own key
 
     @functools.cached_property
     def key(self) -> str:

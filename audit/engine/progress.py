@@ -1,4 +1,8 @@
-"""Progress of long runs: a bar on a terminal, plain log lines elsewhere. Cache hits are always said."""
+"""Progress of long runs: a bar on a terminal, plain log lines elsewhere. Cache hits are always said.
+
+A job that stands for several of the plan's jobs (a population trained as one) has a `GroupLabel`,
+and counts for each of them.
+"""
 
 from __future__ import annotations
 
@@ -9,6 +13,24 @@ from typing import TextIO
 from tqdm import tqdm
 
 log = logging.getLogger("salun")
+
+
+class GroupLabel(str):
+    """The label of a job that stands for `members` of the plan's jobs."""
+
+    members: int
+
+    def __new__(cls, text: str, members: int) -> GroupLabel:
+        label = super().__new__(cls, text)
+        label.members = members
+        return label
+
+    def __reduce__(self) -> tuple:
+        return GroupLabel, (str(self), self.members)
+
+
+def _count(label: str) -> int:
+    return label.members if isinstance(label, GroupLabel) else 1
 
 
 class Progress:
@@ -27,10 +49,10 @@ class Progress:
         else:
             log.info(message)
 
-    def _advance(self) -> None:
-        self.done += 1
+    def _advance(self, count: int = 1) -> None:
+        self.done += count
         if self.bar is not None:
-            self.bar.update(1)
+            self.bar.update(count)
             self.bar.set_postfix_str(f"cache hits {self.cached}")
 
     def hit(self, label: str, key: str) -> None:
@@ -42,15 +64,20 @@ class Progress:
         if self.bar is not None:
             self.bar.set_description_str(label)
         else:
-            log.info("[%d/%d] running %s", self.done + 1, self.total, label)
+            log.info("[%s/%d] running %s", self._position(label), self.total, label)
 
     def finish(self, label: str, seconds: float, status: str = "ok") -> None:
         if self.bar is None:
-            log.info("[%d/%d] done %s in %.2fs%s", self.done + 1, self.total, label, seconds,
+            log.info("[%s/%d] done %s in %.2fs%s", self._position(label), self.total, label, seconds,
                      "" if status == "ok" else f" ({status})")
         elif status != "ok":
             self._say(f"{label}: {status}")
-        self._advance()
+        self._advance(_count(label))
+
+    def _position(self, label: str) -> str:
+        """Which of the plan's jobs `label` is: "7", or "7-14" for a group of 8."""
+        count = _count(label)
+        return str(self.done + 1) if count == 1 else f"{self.done + 1}-{self.done + count}"
 
     def close(self) -> None:
         if self.bar is not None:

@@ -14,7 +14,10 @@ from audit.data.poison import backdoor_positions
 from audit.core.probes import REFERENCE
 from audit.core.registry import MODELS, UNLEARNERS
 from audit.config.spec import Spec
-from audit.engine.job import IMPORT, OBSERVE, RELEARN, SALIENCY, TRAIN, UNLEARN, Job, Plan, code_versions
+from audit.data.shadows import shadow_train_positions
+from audit.engine.job import (IMPORT, OBSERVE, RELEARN, SALIENCY, TRAIN, TRAIN_VECTORISED, UNLEARN, Job, Plan,
+                              code_versions)
+from audit.engine.populations import cohorts
 
 
 @dataclass
@@ -38,6 +41,17 @@ class _Jobs:
         self.backdoor = {"backdoor": spec.backdoor.model_dump(mode="json")} if spec.backdoor.enabled else {}
         self.shadow_count = spec.attacks.lira.shadows if spec.attacks.needs_shadows else 0
         self.shadows = [f"shadow {s}" for s in range(self.shadow_count)]
+        self.cohort_of = self._cohorts() if spec.train.trainer == "vectorised" else {}
+
+    def _cohorts(self) -> dict[int | str, list[dict[str, Any]]]:
+        """seed -> the models (by their seed, and shadow index) trained together with it, itself included."""
+        seeds = [{"seed": seed} for seed in range(self.spec.audit.seeds)]
+        shadows = [{"seed": name, "shadow": s} for s, name in enumerate(self.shadows)]
+        sizes = [len(shadow_train_positions(self.data, s, self.shadow_count, self.spec.data.seed))
+                 for s in range(self.shadow_count)]
+        size = self.spec.train.population_size
+        together = cohorts(seeds, [0] * len(seeds), size) + cohorts(shadows, sizes, size)
+        return {member["seed"]: cohort for cohort in together for member in cohort}
 
     def add(self, job: Job) -> str:
         self.jobs.append(job)
@@ -58,7 +72,10 @@ class _Jobs:
 
     def trained(self, population: str, seed: int | str, data_digest: str, label: str, **extra: Any) -> str:
         params = {"population": population, "seed": seed, **extra, "data": data_digest, **self.recipe}
-        key = self.add(Job(TRAIN, params, (), label, self.train_code))
+        kind = TRAIN
+        if seed in self.cohort_of:
+            kind, params = TRAIN_VECTORISED, {**params, "cohort": self.cohort_of[seed]}
+        key = self.add(Job(kind, params, (), label, self.train_code))
         self.observed(key, label)
         return key
 
