@@ -10,6 +10,7 @@ from jinja2 import Environment, PackageLoader, StrictUndefined, UndefinedError, 
 from audit.core.files import write_text_atomic
 from reports.numbers import PERCENT, interval, number, summary
 from reports.plots import epsilon_figure, histogram_figure, relearn_figure, roc_figure, sample_grid_figure
+from reports.summary import GLOSSARY, MEANING, audited_sentence, verdict_grid
 from reports.text import rendering, xml_safe
 
 # what a results.json may lack, or hold as null, and the report still shows: each as if empty
@@ -29,7 +30,8 @@ def _environment() -> Environment:
     env.filters["interval"] = interval
     env.filters["number"] = number
     env.globals.update(roc_figure=roc_figure, histogram_figure=histogram_figure, epsilon_figure=epsilon_figure,
-                       relearn_figure=relearn_figure, sample_grid_figure=sample_grid_figure)
+                       relearn_figure=relearn_figure, sample_grid_figure=sample_grid_figure,
+                       verdict_grid=verdict_grid, audited_sentence=audited_sentence, meaning=MEANING, glossary=GLOSSARY)
     return env
 
 
