@@ -12,6 +12,7 @@ Run: python benchmarks/cifar_models.py [--batch 1024] [--repeats 3] [--threads N
 from __future__ import annotations
 
 import argparse
+import os
 import platform
 import statistics
 import time
@@ -68,13 +69,14 @@ def measure(batch: int, repeats: int, device: str) -> list[dict]:
     return rows
 
 
-def table(rows: list[dict], batch: int, repeats: int, device: str) -> str:
+def table(rows: list[dict], batch: int, repeats: int, device: str, load: float) -> str:
     slowest = max(row["step_s"] for row in rows)
     where = (torch.cuda.get_device_name(device) if device.startswith("cuda")
              else f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} threads")
     lines = [
         f"One SGD step (forward + backward + update) on {batch} random 3x32x32 images, median of "
-        f"{repeats} after a warm-up, on {device} ({where}), torch {torch.__version__}.",
+        f"{repeats} after a warm-up, on {device} ({where}), torch {torch.__version__}; the machine's "
+        f"1-minute load average was {load:.1f} when the run began.",
         "",
         "| model | parameters | forward GFLOPs / image | step on a batch of "
         f"{batch} (s) | images / s | speed-up |",
@@ -96,7 +98,8 @@ def main() -> None:
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
-    text = table(measure(args.batch, args.repeats, args.device), args.batch, args.repeats, args.device)
+    load = os.getloadavg()[0]
+    text = table(measure(args.batch, args.repeats, args.device), args.batch, args.repeats, args.device, load)
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(text)
