@@ -16,7 +16,7 @@ def _is_number(value) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
-@pytest.mark.slow  # about 40 s on two idle cores: nine audits, two of them in fresh processes
+@pytest.mark.slow  # 1.5 to 2 minutes on two shared cores: twelve audits, three of them in fresh processes
 def test_the_dry_run_fills_every_section_with_numbers(tmp_path):
     done = subprocess.run([sys.executable, str(SCRIPT), "--dry-run", "--out", str(tmp_path)],
                           capture_output=True, text=True, timeout=540)
