@@ -1,15 +1,19 @@
 """The default example's report as HTML, PDF and JUnit, and what a reader's tools see in them."""
 
 import copy
+import os
 import re
 import shutil
 import subprocess
 import xml.etree.ElementTree as ET
+from pathlib import Path
 
+import numpy as np
 import pytest
 
 from reports.write import write_reports
 from junit_schema import check_counts, check_junit_schema
+from png_pixels import png_pixels, share_of_colour
 from reports import pdf
 from reports.html import render_html
 from reports.junit import render_junit
@@ -112,19 +116,64 @@ def test_without_weasyprints_libraries_html_and_junit_are_written_and_the_pdf_sa
 
 
 CHROMIUM = next((shutil.which(name) for name in ("chromium", "chromium-browser") if shutil.which(name)), None)
+PDFTOPPM = shutil.which("pdftoppm")
+FAIL_RED, PASS_GREEN = (0xF8, 0xD4, 0xD4), (0xD7, 0xF5, 0xDD)  # the grid's cells, from the report's style
 
 
-@pytest.mark.skipif(CHROMIUM is None, reason="headless Chromium (Debian package `chromium`) is not installed")
-def test_chromium_loads_the_report_offline_without_errors_or_broken_figures(default_example, tmp_path):
+def require(tool, package):
+    """Skip without `tool`, except under CI (which installs `package` in .ci/run): there, fail."""
+    if tool is None:
+        message = f"{package} is not installed (Debian: apt-get install -y {package})"
+        pytest.fail(message) if os.environ.get("CI") else pytest.skip(message)
+
+
+def keep_screenshot(path):
+    """Copy a screenshot to $SALUN_SCREENSHOTS, when set, for a reader to look at."""
+    folder = os.environ.get("SALUN_SCREENSHOTS")
+    if folder:
+        Path(folder).mkdir(parents=True, exist_ok=True)
+        shutil.copy(path, Path(folder) / path.name)
+
+
+def ppm_pixels(path):
+    """The pixels of a binary PPM (P6, 8 bit), as pdftoppm writes it."""
+    data = path.read_bytes()
+    magic, width, height, top, pixels = data.split(maxsplit=4)
+    assert magic == b"P6" and top == b"255"
+    return np.frombuffer(pixels[: int(width) * int(height) * 3], np.uint8).reshape(int(height), int(width), 3)
+
+
+def assert_grid_visible(pixels, where):
+    """The verdict grid's red FAIL and green PASS cells fill a visible part of the picture."""
+    assert share_of_colour(pixels, FAIL_RED) > 0.004 and share_of_colour(pixels, PASS_GREEN) > 0.004, where
+
+
+def test_chromium_shows_the_verdict_grid_on_the_first_screen_offline_without_errors(default_example, tmp_path):
+    require(CHROMIUM, "chromium")
     _, out = default_example
     offline = ["--headless=new", "--no-sandbox", "--disable-gpu", "--proxy-server=127.0.0.1:9",
                "--host-resolver-rules=MAP * ~NOTFOUND", "--enable-logging=stderr", "--v=0",
-               f"--user-data-dir={tmp_path / 'profile'}"]
+               f"--user-data-dir={tmp_path / 'profile'}", "--hide-scrollbars"]
     url = (out / "report.html").resolve().as_uri()
-    shot = tmp_path / "report.png"
-    run = subprocess.run([CHROMIUM, *offline, "--window-size=412,915", f"--screenshot={shot}", url],
-                         capture_output=True, text=True, timeout=120)
-    assert shot.stat().st_size > 10_000, run.stderr[-2000:]
-    assert "Uncaught" not in run.stderr and "Failed to load resource" not in run.stderr
+    for name, size in (("desktop", "1400,900"), ("phone", "390,844")):
+        shot = tmp_path / f"first-screen-{name}.png"
+        run = subprocess.run([CHROMIUM, *offline, f"--window-size={size}", f"--screenshot={shot}", url],
+                             capture_output=True, text=True, timeout=120)
+        assert shot.exists() and shot.stat().st_size > 10_000, run.stderr[-2000:]
+        assert "Uncaught" not in run.stderr and "Failed to load resource" not in run.stderr
+        assert_grid_visible(png_pixels(shot.read_bytes()), f"the {name} first screen")
+        keep_screenshot(shot)
     dom = subprocess.run([CHROMIUM, *offline, "--dump-dom", url], capture_output=True, text=True, timeout=120).stdout
     assert dom.count("<svg") >= 2 and "<img" not in dom
+
+
+def test_the_pdf_shows_the_verdict_grid_on_page_one(default_example, tmp_path):
+    require(PDFTOPPM, "poppler-utils")
+    _, out = default_example
+    subprocess.run([PDFTOPPM, "-r", "60", "-f", "1", "-l", "1", "-singlefile", str(out / "report.pdf"),
+                    str(tmp_path / "pdf-page-1")], check=True, timeout=120)
+    page = tmp_path / "pdf-page-1.ppm"
+    assert_grid_visible(ppm_pixels(page), "PDF page 1")
+    subprocess.run([PDFTOPPM, "-r", "60", "-f", "1", "-l", "1", "-singlefile", "-png", str(out / "report.pdf"),
+                    str(tmp_path / "pdf-page-1")], check=True, timeout=120)
+    keep_screenshot(tmp_path / "pdf-page-1.png")
