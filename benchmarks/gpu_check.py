@@ -285,7 +285,8 @@ def vectorised_section(check: Check) -> dict:
             rows.append(_population_run(check, trainer, n))
         except Exception as error:  # a population too large for the device is a finding, not a crash
             rows.append({"trainer": trainer, "n": n, "error": f"{type(error).__name__}: {str(error)[:300]}"})
-            torch.cuda.empty_cache() if torch.cuda.is_available() else None
+            if torch.cuda.is_available():
+                torch.cuda.empty_cache()
     return {"available": True, "epochs": sizes.epochs, "images": 10 * sizes.per_class,
             "fast_widths": list(sizes.fast_widths), "rows": rows}
 
