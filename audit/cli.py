@@ -54,7 +54,7 @@ def _parser() -> argparse.ArgumentParser:
     audit.add_argument("config", nargs="?", help="audit config (TOML)")
     audit.add_argument("--out", default="salun-report", help="output folder (default: salun-report)")
     audit.add_argument("--device", choices=("auto", "cpu", "cuda"), help="overrides audit.device")
-    audit.add_argument("--workers", type=_positive, default=1, help="worker processes (default 1)")
+    _add_executor_options(audit)
     audit.add_argument("--gate", action="store_true", help="exit 0 pass, 1 fail, 3 inconclusive")
 
     validate = commands.add_parser("validate", help="check a config and print it resolved")
@@ -78,9 +78,24 @@ def _parser() -> argparse.ArgumentParser:
     verify = commands.add_parser("verify", help="rerun an audit from its results.json and compare every number")
     verify.add_argument("results")
     verify.add_argument("--store", help="reuse this store instead of retraining every model in a fresh one")
-    verify.add_argument("--workers", type=_positive, default=1, help="worker processes (default 1)")
+    _add_executor_options(verify)
     _add_store_commands(commands)
     return parser
+
+
+def _add_executor_options(command: argparse.ArgumentParser) -> None:
+    command.add_argument("--executor", help="where the jobs run: local, processes, gpu, ray or an installed executor "
+                                            "(overrides audit.executor)")
+    command.add_argument("--workers", type=_positive, default=1,
+                         help="processes: worker processes; ray: the CPUs of the cluster it starts (default 1)")
+    command.add_argument("--ray-address", help="ray: join this cluster instead of starting one (overrides "
+                                               "audit.ray_address)")
+
+
+def _executor_choice(args: argparse.Namespace):
+    from audit.engine.options import ExecutorChoice
+
+    return ExecutorChoice(executor=args.executor, workers=args.workers, ray_address=args.ray_address)
 
 
 def _add_store_commands(commands: argparse._SubParsersAction) -> None:
@@ -110,7 +125,8 @@ def _audit(args: argparse.Namespace) -> int:
 
     spec = _load(args.config)
     command = " ".join(["salun", *(shlex.quote(a) for a in sys.argv[1:])]) if sys.argv[0].endswith("salun") else None
-    results = run_audit(spec, args.out, args.device, args.workers, show_progress=not args.quiet, command=command)
+    results = run_audit(spec, args.out, args.device, _executor_choice(args), show_progress=not args.quiet,
+                        command=command)
     print(f"verdict: {results['verdict']} ({results['verdict_reason']})")
     print(f"reports: {', '.join(str(Path(args.out) / name) for name in REPORT_FILES if (Path(args.out) / name).exists())}")
     return GATE_EXIT[results["verdict"]] if args.gate else EXIT_PASS
@@ -182,7 +198,8 @@ def _report(args: argparse.Namespace) -> int:
 def _verify(args: argparse.Namespace) -> int:
     from audit.verify import format_differences, verify
 
-    outcome = verify(Path(args.results), store=args.store, workers=args.workers, show_progress=not args.quiet)
+    outcome = verify(Path(args.results), store=args.store, executor=_executor_choice(args),
+                     show_progress=not args.quiet)
     tolerance = outcome["tolerance"]
     if outcome["verified"]:
         exact = tolerance["rtol"] == 0 and tolerance["atol"] == 0

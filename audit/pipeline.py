@@ -7,7 +7,9 @@ from pathlib import Path
 from typing import Any
 
 from audit.data.datasets import prepare_data
-from audit.engine.execute import execute
+from audit.engine.execute import check_executor, execute
+from audit.engine.manifest import executor_used
+from audit.engine.options import ExecutorChoice
 from audit.engine.progress import Progress
 from audit.core.registry import TASKS, allow_plugins
 from audit.results.document import load_results, write_results
@@ -25,15 +27,18 @@ def run_audit(
     spec: Spec,
     out: str | Path = "salun-report",
     device: str | None = None,
-    workers: int = 1,
+    executor: ExecutorChoice = ExecutorChoice(),
     show_progress: bool = True,
     command: str | None = None,
 ) -> dict[str, Any]:
     """Run the audit a spec describes and write results.json and the reports of
-    `audit.reports` under `out`; `command` is how it was invoked, for the manifest."""
+    `audit.reports` under `out`; `executor` is what the command line chose of where the jobs run
+    (the spec's [audit] decides the rest), `command` how it was invoked, for the manifest."""
     out = Path(out)
     allow_plugins(spec.audit.plugins)  # another spec may have been validated since this one
     resolved = resolve_device(device or spec.audit.device)
+    options = executor.resolve(spec.audit)
+    check_executor(options, resolved)
     data = prepare_data(spec)
     store = Store(spec.audit.store)
     family = TASKS.get(spec.task.kind, "task.kind")
@@ -42,15 +47,17 @@ def run_audit(
     if not all(store.has(job.key) for job in plan.jobs):
         require_writable(store.scratch, "audit.store")
     log.info(
-        "audit %s: %d jobs, %d seeds, methods %s, on %s (store %s)",
-        spec.audit.name, len(plan.jobs), len(plan.seeds), ", ".join(spec.unlearners), resolved, store.root,
+        "audit %s: %d jobs, %d seeds, methods %s, on %s with the %s executor (store %s)",
+        spec.audit.name, len(plan.jobs), len(plan.seeds), ", ".join(spec.unlearners), resolved, options.executor,
+        store.root,
     )
-    execute(plan.jobs, spec, store, workers, Progress(len(plan.jobs), enabled=show_progress))
+    execute(plan.jobs, spec, store, options, Progress(len(plan.jobs), enabled=show_progress))
     _record_use(store, spec, plan.jobs)
     if spec.attacks.run:
         log.info("scoring membership inference: %s on %d targets, %d bootstrap resamples each",
                  ", ".join(spec.attacks.run), 2 + len(plan.unlearned), spec.attacks.bootstrap)
     results = family.results(spec, data, plan, store, resolved, command)
+    results["manifest"]["executor"] = executor_used(options, resolved)
     with writing("--out", out / "results.json", "every job is kept in the store: rerun to write the results"):
         write_results(results, out / "results.json")
     results = load_results(out / "results.json")  # reports see exactly what the file holds

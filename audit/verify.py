@@ -7,12 +7,17 @@ the last digits, and the comparison allows GPU_RTOL and GPU_ATOL.
 
 Left out of the comparison, because they differ between two honest runs:
 - wall-clock keys anywhere ("created", "runtime_s", "wall_time_s": audit.tasks.classification.results.TIMING_KEYS);
-- manifest.command (how the run was started, not what it computed);
+- manifest.command and manifest.executor (how the run was started and where its jobs ran, not what
+  it computed: every executor computes the same artifacts);
 - manifest.environment keys that describe the machine rather than the computation
   (MACHINE_KEYS: python, torch, numpy and CUDA versions, platform, GPU model); "device" and
   "cpu_threads_per_job" stay, since they decide the arithmetic;
 - spec.audit.store and spec.audit.reports, the fields verify replaces (a fresh store; no
-  reports, since only results.json is compared).
+  reports, since only results.json is compared), and the [audit] fields of where the jobs run
+  (EXECUTION_FIELDS), which the rerun may choose afresh.
+
+The rerun uses the recorded spec's executor unless one is named; with the fresh store, its workers
+never write into a recorded audit.ray_store.
 
 With --store, every artifact of that store is first checked against its digests: the rerun
 recomputes the damaged ones, and verify names them and fails even if the numbers then agree,
@@ -32,7 +37,9 @@ import torch
 from audit.core.errors import SalunInputError
 from audit.pipeline import run_audit
 from audit.results.document import load_results, without_timings
+from audit.config.sections import EXECUTION_FIELDS
 from audit.config.spec import spec_from_dict
+from audit.engine.options import ExecutorChoice
 from audit.engine.store import OBJECTS, CorruptArtifact
 from audit.engine.store_maintenance import check_store
 
@@ -45,14 +52,15 @@ MACHINE_KEYS = frozenset({"python", "torch", "numpy", "platform", "gpu", "cuda"}
 def _comparable(results: dict[str, Any]) -> dict[str, Any]:
     """The results without what two honest runs may differ in (see the module docstring)."""
     out = without_timings(results)  # a fresh copy of every dict and list
+    out.get("manifest", {}).pop("executor", None)
     environment = out.get("manifest", {}).get("environment")
     if isinstance(environment, dict):
         for key in MACHINE_KEYS:
             environment.pop(key, None)
     audit = out.get("spec", {}).get("audit")
     if isinstance(audit, dict):
-        audit.pop("store", None)
-        audit.pop("reports", None)
+        for key in ("store", "reports", *EXECUTION_FIELDS):
+            audit.pop(key, None)
     return out
 
 
@@ -95,7 +103,7 @@ def damaged_artifacts(store: str | None) -> list[dict[str, str]]:
             for finding in check_store(store).damaged]
 
 
-def verify(results_path: Path, store: str | None = None, workers: int = 1,
+def verify(results_path: Path, store: str | None = None, executor: ExecutorChoice = ExecutorChoice(),
            show_progress: bool = False) -> dict[str, Any]:
     """Rerun the audit `results_path` records and compare its results with the recorded ones.
 
@@ -113,7 +121,7 @@ def verify(results_path: Path, store: str | None = None, workers: int = 1,
     rtol, atol = (0.0, 0.0) if device == "cpu" else (GPU_RTOL, GPU_ATOL)
     damaged = damaged_artifacts(store)
     try:
-        rerun = _rerun(copy.deepcopy(raw), results_path, store, device, workers, show_progress)
+        rerun = _rerun(copy.deepcopy(raw), results_path, store, device, executor, show_progress)
     except CorruptArtifact as error:  # damaged while the rerun read it
         rerun = None
         if error.key not in {artifact["key"] for artifact in damaged}:
@@ -124,17 +132,18 @@ def verify(results_path: Path, store: str | None = None, workers: int = 1,
             "damaged": damaged, "tolerance": {"rtol": rtol, "atol": atol}, "device": device}
 
 
-def _rerun(raw: dict[str, Any], results_path: Path, store: str | None, device: str, workers: int,
+def _rerun(raw: dict[str, Any], results_path: Path, store: str | None, device: str, executor: ExecutorChoice,
            show_progress: bool) -> dict[str, Any]:
     """The results of the recorded spec run again, in `store` or a fresh temporary one."""
     with tempfile.TemporaryDirectory(prefix="salun-verify-") as scratch:
         raw.setdefault("audit", {})["store"] = store if store is not None else str(Path(scratch) / "store")
         raw["audit"]["reports"] = []  # the comparison reads results.json only
+        raw["audit"].pop("ray_store", None)
         try:
             spec = spec_from_dict(raw)  # relative data paths resolve from the working folder
         except SalunInputError as error:
             raise SalunInputError(f"{results_path}: the recorded spec is not valid: {error}") from None
-        return run_audit(spec, Path(scratch) / "out", device=device, workers=workers, show_progress=show_progress)
+        return run_audit(spec, Path(scratch) / "out", device=device, executor=executor, show_progress=show_progress)
 
 
 def _show(value: Any, width: int = 80) -> str:

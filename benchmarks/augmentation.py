@@ -18,6 +18,7 @@ import tempfile
 from pathlib import Path
 
 from audit.nn.augment import POLICIES
+from audit.engine.options import ExecutorChoice
 from audit.pipeline import run_audit
 from audit.config.spec import load_spec, spec_from_dict
 
@@ -40,8 +41,8 @@ def main() -> None:
             if args.arch:
                 resolved["model"] = {"arch": args.arch}
             resolved["audit"]["store"] = str(base.resolve_path(base.audit.store))
-            results = run_audit(spec_from_dict(resolved), Path(out) / policy, workers=args.workers,
-                                show_progress=False)
+            results = run_audit(spec_from_dict(resolved), Path(out) / policy,
+                                executor=ExecutorChoice(workers=args.workers), show_progress=False)
             for label, row in results["metrics"].items():
                 gaps.setdefault(label, {})[policy] = row["avg_gap"]
             print(f"{policy}: done", flush=True)

@@ -29,6 +29,7 @@ from pathlib import Path
 from audit.tasks.classification.calibration import NULL, POWER_METHODS, calibration_spec, draw, method_fails, outcomes, rate
 from audit.data.datasets import prepare_data
 from audit.engine.execute import execute
+from audit.engine.options import ExecutorChoice
 from audit.tasks.classification.plan import build_plan
 from audit.config.policy import DEFAULT_RULES
 from audit.engine.progress import Progress
@@ -134,7 +135,8 @@ def main() -> None:
     started = time.perf_counter()
     data, device = prepare_data(spec), resolve_device("cpu")
     plan = build_plan(spec, data, device)
-    execute(plan.jobs, spec, Store(spec.audit.store), args.workers, Progress(len(plan.jobs), enabled=sys.stderr.isatty()))
+    execute(plan.jobs, spec, Store(spec.audit.store), ExecutorChoice(workers=args.workers).resolve(spec.audit),
+            Progress(len(plan.jobs), enabled=sys.stderr.isatty()))
     trained = time.perf_counter() - started
     tasks = [("null", n, i) for n in args.sides for i in range(args.null_draws)]
     tasks += [("power", n, i) for n in args.sides for i in range(args.power_draws)]

@@ -21,9 +21,9 @@ from audit.core.params import input_error, shown, validate_keywords
 from audit.config.policy import BACKDOOR_RULE, DEFAULT_RULES, GENERATION_RULES, RELEARN_RULE, SUBJECT_RULES
 from audit.core.registry import GENERATION_UNLEARNERS, UNLEARNERS, allow_plugins
 from audit.config.sections import (
-    ATTACK_NAMES, AttacksSection, AuditSection, BackdoorSection, DataSection, EquivalenceSection, ForgetSection,
-    GenerationSection, MetricsSection, ModelSection, PolicySection, RelearnSection, Section, SubjectSection,
-    TaskSection, TrainSection, UnlearnerSection, name_at,
+    ATTACK_NAMES, EXECUTION_FIELDS, AttacksSection, AuditSection, BackdoorSection, DataSection, EquivalenceSection,
+    ForgetSection, GenerationSection, MetricsSection, ModelSection, PolicySection, RelearnSection, Section,
+    SubjectSection, TaskSection, TrainSection, UnlearnerSection, name_at,
 )
 
 DEFAULT_SPEC_RESOURCE = "default_audit.toml"
@@ -189,9 +189,11 @@ class Spec(Section):
         return resolved
 
     def digest(self) -> str:
-        """SHA-256 of the canonical JSON of the resolved spec (the store folder and the report formats left out)."""
+        """SHA-256 of the canonical JSON of the resolved spec (the store folder, the report formats and where the jobs
+        run left out)."""
         resolved = self.to_dict()
-        resolved["audit"] = {k: v for k, v in resolved["audit"].items() if k not in ("store", "reports")}
+        resolved["audit"] = {k: v for k, v in resolved["audit"].items()
+                             if k not in ("store", "reports", *EXECUTION_FIELDS)}
         return hashlib.sha256(canonical_json(resolved).encode()).hexdigest()
 
 

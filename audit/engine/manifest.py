@@ -13,9 +13,11 @@ import numpy as np
 import torch
 
 from audit import __version__
-from audit.core.registry import ATTACKS, DATASETS, GENERATION_UNLEARNERS, MODELS, Origin, Registry, UNLEARNERS
+from audit.core.registry import (ATTACKS, DATASETS, EXECUTORS, GENERATION_UNLEARNERS, MODELS, Origin, Registry,
+                                 UNLEARNERS)
 from audit.config.sections import ATTACK_NAMES
 from audit.engine.code_digest import PACKAGES, SALUN_ROOT
+from audit.engine.options import ExecutorOptions
 
 
 @functools.lru_cache(maxsize=1)
@@ -83,3 +85,16 @@ def plugins_used(spec) -> list[dict[str, Any]]:
             seen.add((kind, name))
             rows.append({"kind": kind, "name": name, **plugin_record(registry, name)})
     return rows
+
+
+def executor_used(options: ExecutorOptions, device: torch.device) -> dict[str, Any]:
+    """The executor that ran the jobs, with what it records of its options (the settings that
+    decide CUDA arithmetic among them) and, for a third-party one, where it came from. No job key
+    includes any of it: every executor computes the same artifacts."""
+    executor = EXECUTORS.get(options.executor, "audit.executor")
+    describe = getattr(executor, "describe", None)
+    record = {"name": options.executor, **(describe(options, device) if describe else {})}
+    origin = EXECUTORS.origin(options.executor)
+    if origin.distribution != "salun":
+        record["plugin"] = plugin_record(EXECUTORS, options.executor)
+    return record

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from audit.engine.options import ExecutorChoice
 from audit.pipeline import run_audit
 from audit.results.document import load_results, without_timings
 from audit.config.spec import default_spec, load_spec, spec_from_dict
@@ -24,7 +25,7 @@ def audit_in(folder: Path, monkeypatch, workers: int = 1) -> dict:
     folder.mkdir(parents=True, exist_ok=True)
     monkeypatch.chdir(folder)
     spec = load_spec(write_toml(folder / "audit.toml", RUN))
-    run_audit(spec, "out", workers=workers, show_progress=False)
+    run_audit(spec, "out", executor=ExecutorChoice(workers=workers), show_progress=False)
     return load_results(folder / "out" / "results.json")
 
 
@@ -161,7 +162,7 @@ def test_worker_processes_give_the_same_results_as_one_process(tmp_path, monkeyp
     resolved = spec.to_dict()
     in_process = run_audit(spec, "one", show_progress=False)
     resolved["audit"]["store"] = "second-store"
-    in_workers = run_audit(spec_from_dict(resolved), "two", workers=2, show_progress=False)
+    in_workers = run_audit(spec_from_dict(resolved), "two", executor=ExecutorChoice(workers=2), show_progress=False)
     for results in (in_process, in_workers):
         results["spec"]["audit"].pop("store")
     assert without_timings(in_workers) == without_timings(in_process)

@@ -142,12 +142,14 @@ def test_on_real_generators_identity_fails_retrain_passes_and_salun_forgets_the_
     nothing to bring back."""
     from audit.pipeline import run_audit
     from audit.config.spec import load_spec, spec_from_dict
+    from audit.engine.options import ExecutorChoice
 
     config = load_spec("examples/digits-diffusion.toml").to_dict()
     config["audit"].update(seeds=2, store=str(tmp_path / "store"), reports=["junit"])
     config["generation"].update(samples=50)
     config["unlearners"] = {label: config["unlearners"][label] for label in ("identity", "retrain", "salun_alpha01")}
-    results = run_audit(spec_from_dict(config), tmp_path / "out", workers=2, show_progress=False)
+    results = run_audit(spec_from_dict(config), tmp_path / "out", executor=ExecutorChoice(workers=2),
+                        show_progress=False)
     identity, retrain, salun = (results["metrics"][k] for k in ("identity", "retrain", "salun_alpha01"))
     assert identity["UA"]["mean"] < 0.1 and retrain["UA"]["mean"] > 0.9 and salun["UA"]["mean"] > 0.9
     assert salun["retained_accuracy"]["mean"] > 0.9

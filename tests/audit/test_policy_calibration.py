@@ -26,7 +26,7 @@ def test_null_draws_rarely_fail_and_identity_is_caught(tmp_path):
     data, device = prepare_data(spec), resolve_device("cpu")
     plan = build_plan(spec, data, device)
     store = Store(spec.audit.store)
-    execute(plan.jobs, spec, store, 1, Progress(len(plan.jobs), enabled=False))
+    execute(plan.jobs, spec, store, progress=Progress(len(plan.jobs), enabled=False))
 
     def run(kind, index):
         reference, unlearned = draw(kind, SIDE, numpy_generator("calibration test", kind, index), plan)

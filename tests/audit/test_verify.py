@@ -10,6 +10,7 @@ import audit.verify
 from audit.core.errors import SalunInputError
 from audit.pipeline import run_audit
 from audit.config.spec import default_spec, spec_from_dict
+from audit.engine.options import ExecutorChoice
 from audit.engine.store import CorruptArtifact
 from audit.verify import GPU_ATOL, GPU_RTOL, compare, format_differences, verify
 from helpers import small_config
@@ -161,8 +162,9 @@ def test_verify_reports_a_missing_results_file(tmp_path):
 def test_verify_reproduces_the_default_example(tmp_path):
     raw = default_spec().to_dict()
     raw["audit"]["store"] = str(tmp_path / "store")
-    run_audit(spec_from_dict(raw, base_dir=tmp_path), tmp_path / "out", workers=2, show_progress=False)
-    report = verify(tmp_path / "out" / "results.json", workers=2)
+    run_audit(spec_from_dict(raw, base_dir=tmp_path), tmp_path / "out", executor=ExecutorChoice(workers=2),
+              show_progress=False)
+    report = verify(tmp_path / "out" / "results.json", executor=ExecutorChoice(workers=2))
     assert report["identical"], "\n".join(format_differences(report["differences"]))
 
 
