@@ -5,8 +5,7 @@ computes the same artifacts and the same results.json (the manifest records whic
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
-from typing import Any
+from dataclasses import dataclass
 
 from audit.config.sections import AuditSection
 from audit.core.errors import SalunInputError
@@ -22,9 +21,6 @@ class ExecutorOptions:
     ray_address: str | None = None  # None: start a local Ray cluster
     ray_max_in_flight: int | None = None  # None: twice the cluster's job slots
     ray_store: str | None = None  # None: the workers return each artifact and this process writes it
-
-    def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
 
 
 @dataclass(frozen=True)

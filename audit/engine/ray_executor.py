@@ -189,7 +189,8 @@ class Ray:
     def describe(options: ExecutorOptions, device: torch.device) -> dict[str, Any]:
         record: dict[str, Any] = {
             "ray": importlib.metadata.version("ray") if importlib.util.find_spec("ray") else None,
-            "cluster": options.ray_address or f"local, {options.workers} CPU(s)",
+            "cluster": options.ray_address or "local",  # local: started with --workers CPUs
+            **({"cpus": options.workers} if options.ray_address is None else {}),
             "max_in_flight": options.ray_max_in_flight,  # null: twice the cluster's job slots
             "max_retries": RAY_MAX_RETRIES,
             "artifacts_written_by": "the workers, into audit.ray_store" if options.ray_store else "the driver",
