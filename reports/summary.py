@@ -66,7 +66,7 @@ def audited_sentence(results: dict[str, Any]) -> str:
     forget = f"{scope.get('forget_kind', 'a')} forgetting"
     if scope.get("forget_classes"):
         forget += f", classes {', '.join(map(str, scope['forget_classes']))}"
-    what = ", ".join(audited) if audited else "the controls alone"
+    what = ", ".join(audited) if 0 < len(audited) <= 12 else f"{len(audited)} methods" if audited else "the controls alone"
     return (f"{what}, asked to forget {scope.get('forget_size', '?')} training points ({forget}) of "
             f"{scope.get('dataset', '?')} from the {scope.get('model', '?')} model, each judged on "
             f"{scope.get('models_per_population', '?')} models against as many retrained without those points.")

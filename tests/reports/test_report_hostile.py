@@ -109,11 +109,25 @@ def unescaped_cells(line):
     return cells + [cell]
 
 
-def check_markdown_table(markdown, rows):
-    table = [line for line in markdown.splitlines() if line.startswith("|")]
-    widths = {len(unescaped_cells(line)) for line in table}
-    assert len(widths) == 1 and len(table) == 2 + rows, table
-    assert "<script" not in markdown and "<" not in "".join(table[2:])
+def markdown_tables(markdown):
+    """Each run of table lines in `markdown`."""
+    tables, current = [], []
+    for line in markdown.splitlines() + [""]:
+        if line.startswith("|"):
+            current.append(line)
+        elif current:
+            tables, current = tables + [current], []
+    return tables
+
+
+def check_markdown_table(markdown, rows, methods):
+    """The verdict table (a row per method) and the metrics table (`rows` rows), each of one width."""
+    verdicts, metrics = markdown_tables(markdown)
+    for table, count in ((verdicts, methods), (metrics, rows)):
+        widths = {len(unescaped_cells(line)) for line in table}
+        assert len(widths) == 1 and len(table) == 2 + count, table
+        assert "<" not in "".join(table[2:])
+    assert "<script" not in markdown
 
 
 def check_reports(folder, results):
@@ -121,7 +135,8 @@ def check_reports(folder, results):
     assert "<script" not in html
     junit = ET.fromstring((folder / "junit.xml").read_text())
     check_junit_schema(junit)
-    check_markdown_table((folder / "report.md").read_text(), len(results["populations"]) + len(results["metrics"]))
+    check_markdown_table((folder / "report.md").read_text(), len(results["populations"]) + len(results["metrics"]),
+                         len(results.get("method_verdicts") or {}))
     return html, junit
 
 
