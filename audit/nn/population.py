@@ -50,6 +50,23 @@ class _Stacked:
         return self.x[self.rows, index], self.y[self.rows, index]
 
 
+class _Leaves:
+    """The members' stacked parameters, as the optimiser holds them. An nn.Linear weight is held
+    transposed, (N, in, out): vmap runs the layer as a batched matmul with the weight's transpose,
+    which is then contiguous, and a batched matmul is slower on a transposed operand. SGD and Adam
+    act element by element, so the layout changes no update."""
+
+    def __init__(self, params: dict[str, torch.Tensor], skeleton: nn.Module):
+        self.transposed = {f"{name}.weight".lstrip(".") for name, module in skeleton.named_modules()
+                           if isinstance(module, nn.Linear)}
+        self.leaves = {name: tensor.detach().mT.contiguous().requires_grad_() if name in self.transposed else tensor
+                       for name, tensor in params.items()}
+
+    def views(self) -> dict[str, torch.Tensor]:
+        """Every parameter in the models' own layout, (N, ...)."""
+        return {name: leaf.mT if name in self.transposed else leaf for name, leaf in self.leaves.items()}
+
+
 def _batches(data: _Stacked, size: int, batch_size: int, generators: Sequence[torch.Generator],
              augment: Augment | None) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
     """One shuffled pass for every member at once, each member's order and augmentation drawn from
@@ -73,8 +90,9 @@ def train_population(models: Sequence[nn.Module], data: Sequence[Subset], recipe
     device = next(models[0].parameters()).device
     params, buffers = stack_module_state(list(models))
     skeleton = copy.deepcopy(models[0]).to("meta").train()
-    member_loss = vmap(lambda p, b, x, y: F.cross_entropy(functional_call(skeleton, (p, b), (x,)), y))
-    optimizer = make_optimizer(list(params.values()), recipe.optimizer, recipe.lr, recipe.momentum,
+    logits = vmap(lambda p, b, x: functional_call(skeleton, (p, b), (x,)))
+    leaves = _Leaves(params, skeleton)
+    optimizer = make_optimizer(list(leaves.leaves.values()), recipe.optimizer, recipe.lr, recipe.momentum,
                                recipe.weight_decay)
     size = len(data[0])
     scheduler = make_schedule(optimizer, recipe.schedule, recipe.epochs * steps_per_pass(size, recipe.batch_size))
@@ -86,15 +104,21 @@ def train_population(models: Sequence[nn.Module], data: Sequence[Subset], recipe
         def losses() -> Iterator[torch.Tensor]:
             nonlocal totals
             for x, y in _batches(stacked, size, recipe.batch_size, generators, augment):
-                each = member_loss(params, buffers, x, y)
+                each = _mean_losses(logits(leaves.views(), buffers, x), y)
                 totals = totals + each.detach()
                 # a diverged member adds nothing, so the others' step stays finite
                 yield torch.where(torch.isfinite(each), each, 0.0).sum()
 
         descend(losses(), optimizer, scheduler)
         _log_pass(logs, (totals / steps_per_pass(size, recipe.batch_size)).tolist())
-    _unstack(models, params, buffers)
+    _unstack(models, leaves.views(), buffers)
     return [_checked(model, log) for model, log in zip(models, logs)]
+
+
+def _mean_losses(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """Each member's mean cross-entropy over its batch: (N, B, classes) and (N, B) in, (N,) out.
+    Outside vmap, where cross-entropy is one native call instead of its decomposition."""
+    return F.cross_entropy(logits.flatten(0, 1), y.flatten(), reduction="none").view(y.shape).mean(1)
 
 
 def _log_pass(logs: list[TrainLog | Diverged], means: list[float]) -> None:

@@ -1,6 +1,7 @@
 """[train] trainer = "vectorised" through the plan, the executor and the store."""
 
 import logging
+import pickle
 import shutil
 
 import pytest
@@ -65,6 +66,8 @@ def test_pending_members_of_a_cohort_become_one_group_before_any_job_that_reads_
     groups = [job for job in grouped if job.kind == TRAIN_POPULATION]
     assert [job.label for job in groups] == ["train original ×2 (seeds 0-1)", "train retrain ×2 (seeds 0-1)"]
     assert all(isinstance(job.label, GroupLabel) and job.label.members == 2 for job in groups)
+    sent = pickle.loads(pickle.dumps(groups[0]))  # as a worker process receives it
+    assert sent.label.members == 2 and [job.key for job in sent.members] == [job.key for job in groups[0].members]
     assert sum(len(job.members) or 1 for job in grouped) == len(plan.jobs)
     position = {key: i for i, job in enumerate(grouped) for key in [job.key, *(m.key for m in job.members)]}
     assert all(position[key] < position[job.key] for job in grouped for key in job.inputs)

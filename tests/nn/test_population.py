@@ -14,9 +14,11 @@ from audit.nn.training import fit
 from helpers import small_spec
 
 SEEDS = (0, 1)
-# batched kernels round differently from single ones: 3e-8 at most measured over these runs; a
-# wrong batch, augmentation draw or optimiser state moves weights by 1e-3 or more
-TOLERANCE = {"mlp": 1e-6, "cnn": 1e-6, "resnet18": 1e-5}
+# batched kernels round differently from single ones: 6e-8 at most measured over these runs with
+# SGD; Adam divides by the root of each weight's running squared gradient, so a gradient near zero,
+# rounded differently, moves its weight further (1.3e-6 measured). A wrong batch, augmentation draw
+# or optimiser state moves weights by 1e-3 or more.
+TOLERANCE = {"sgd": 1e-6, "adam": 1e-5}
 OPTIONS = {"mlp": {"hidden": (32,)}, "cnn": {"width": 4}, "resnet18": {"width": 4}}
 
 
@@ -63,7 +65,7 @@ def test_each_member_gets_the_weights_fit_gives_it(data, train_set, tmp_path, ar
     for seed, model, log in zip(SEEDS, together, logs):
         alone = models(data, arch, [seed])[0]
         expected = fit(alone, train_set, train, torch_generator("order", seed), augment)
-        assert largest_difference(model, alone) < TOLERANCE[arch]
+        assert largest_difference(model, alone) < TOLERANCE[optimizer]
         assert log.losses == pytest.approx(expected.losses, rel=1e-5)
         assert log.losses[-1] < log.losses[0]
     assert largest_difference(together[0], together[1]) > 1e-2  # each trained from its own init and order
@@ -71,15 +73,18 @@ def test_each_member_gets_the_weights_fit_gives_it(data, train_set, tmp_path, ar
 
 def test_batchnorm_running_statistics_are_each_members_own(data, tmp_path):
     train = recipe(tmp_path, epochs=1)
-    subset = head(data.pool, 192)  # three steps: a resnet's ReLU ties make longer runs drift apart from rounding
+    # one step: within a few more, a pre-activation within rounding of zero takes the other side of a
+    # ReLU and the members drift from fit by far more than rounding (4.8e-2 after one epoch, measured)
+    subset = head(data.pool, 64)
     together = models(data, "resnet18")
     train_population(together, [subset] * len(SEEDS), train, orders())
     for seed, model in zip(SEEDS, together):
         alone = models(data, "resnet18", [seed])[0]
         fit(alone, subset, train, torch_generator("order", seed))
-        assert largest_difference(model, alone) < TOLERANCE["resnet18"]
-        assert model.stem[1].num_batches_tracked.item() == 3
+        assert largest_difference(model, alone) < 1e-5
+        assert model.stem[1].num_batches_tracked.item() == 1
         assert not torch.allclose(model.stem[1].running_mean, torch.zeros(4))
+    assert not torch.allclose(together[0].stem[1].running_mean, together[1].stem[1].running_mean)
 
 
 def test_two_runs_give_identical_weights(data, train_set, tmp_path):
@@ -112,7 +117,7 @@ def test_a_diverging_member_is_reported_and_the_others_train_on(data, train_set,
     for i in (0, 2):
         alone = models(data, "mlp", [seeds[i]])[0]
         fit(alone, train_set, train, torch_generator("order", seeds[i]))
-        assert largest_difference(together[i], alone) < TOLERANCE["mlp"]
+        assert largest_difference(together[i], alone) < TOLERANCE["sgd"]
 
 
 def test_members_must_train_on_equally_many_examples(data, train_set, tmp_path):
