@@ -14,7 +14,7 @@ from audit.nn.training import fit
 from helpers import small_spec
 
 SEEDS = (0, 1)
-# batched kernels round differently from single ones: 6e-8 at most measured over these runs with
+# batched kernels round differently from single ones: 4e-8 at most measured over these runs with
 # SGD; Adam divides by the root of each weight's running squared gradient, so a gradient near zero,
 # rounded differently, moves its weight further (1.3e-6 measured). A wrong batch, augmentation draw
 # or optimiser state moves weights by 1e-3 or more.
