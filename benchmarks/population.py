@@ -98,7 +98,7 @@ def largest_difference(a: Path, b: Path) -> tuple[float, bool]:
     """The largest weight difference over all models, and whether model 0 is bitwise the same."""
     import torch
 
-    first, second = torch.load(a), torch.load(b)
+    first, second = torch.load(a, weights_only=True), torch.load(b, weights_only=True)
     difference = max((x.double() - y.double()).abs().max().item()
                      for p, q in zip(first, second) for x, y in zip(p.values(), q.values()))
     return difference, all(torch.equal(x, y) for x, y in zip(first[0].values(), second[0].values()))

@@ -37,9 +37,10 @@ def render_markdown(results: dict[str, Any]) -> str:
         if len(comment) > COMMENT_LIMIT:
             note = (f"The metrics table is left out: this comment would pass GitHub's limit of {COMMENT_LIMIT:,} "
                     "characters; it is in `report.html`.")
-            while len("\n".join([*head, "", note, *links])) > COMMENT_LIMIT - 200 and len(head) > 8:
+            preamble = head.index("|---|---|---|") + 1  # the lines before the first method's row
+            while len("\n".join([*head, "", note, *links])) > COMMENT_LIMIT - 200 and len(head) > preamble:
                 head.pop()
-            shown = len(head) - 8
+            shown = len(head) - preamble
             total = len(results.get("method_verdicts", {}))
             if shown < total:
                 note += f" Only the first {shown} of {total} methods are listed."

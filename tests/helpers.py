@@ -77,3 +77,17 @@ def write_toml(path: Path, config: dict) -> Path:
         table(name, body)
     path.write_text("\n".join(lines) + "\n")
     return path
+
+
+def processes_where(field: int, value: int, live_only: bool = False) -> list[int]:
+    """The pids whose /proc stat `field` (after the command name: 1 parent, 2 process group)
+    equals `value`; with `live_only`, zombies (which have ended) are left out."""
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[field]) == value and not (live_only and fields[0] in ("Z", "X")):
+            found.append(int(stat.parent.name))
+    return found

@@ -26,7 +26,7 @@ from audit.pipeline import run_audit
 from audit.results.document import load_results
 from audit.tasks.classification.plan import build_plan
 from audit.verify import compare
-from helpers import small_config, write_toml
+from helpers import processes_where, small_config, write_toml
 
 ray = pytest.importorskip("ray")
 
@@ -139,16 +139,8 @@ def test_a_ray_run_whose_driver_is_killed_resumes_from_every_finished_job(cluste
 
 
 def _in_group(pgid: int) -> list[int]:
-    """Live processes of the process group `pgid` (a zombie has ended)."""
-    found = []
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        if int(fields[2]) == pgid and fields[0] not in ("Z", "X"):
-            found.append(int(stat.parent.name))
-    return found
+    """Live processes of the process group `pgid`."""
+    return processes_where(2, pgid, live_only=True)
 
 
 @pytest.mark.slow

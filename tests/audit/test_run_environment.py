@@ -16,22 +16,14 @@ from pathlib import Path
 
 import pytest
 
-from helpers import small_config, write_toml
+from helpers import processes_where, small_config, write_toml
 
 RUN = small_config(audit={"seeds": 3}, train={"epochs": 40})
 COMMAND = [sys.executable, "-m", "audit.cli", "-q", "audit", "audit.toml", "--out", "out"]
 
 
 def _children(pid: int) -> list[int]:
-    found = []
-    for status in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = status.read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        if int(fields[1]) == pid:
-            found.append(int(status.parent.name))
-    return found
+    return processes_where(1, pid)
 
 
 def _alive(pid: int) -> bool:
