@@ -296,7 +296,7 @@ def test_the_scheduler_runs_no_more_than_capacity_at_once_and_each_job_after_its
     run_in_order([*ready, last], store, Progress(6, enabled=False), slots)
     assert slots.most == 2
     assert slots.order.index("start last") > max(slots.order.index("end job 3"), slots.order.index("end job 4"))
-    assert slots.order.index("start job 2") > slots.order.index("end job 0")
+    assert slots.order.index("start job 2") > min(slots.order.index("end job 0"), slots.order.index("end job 1"))
 
 
 def test_a_failed_job_stops_every_slot_and_raises_its_error(tmp_path):
