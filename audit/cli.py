@@ -48,6 +48,8 @@ def _parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="salun", description="Audit machine unlearning against retrained models.")
     parser.add_argument("--version", action="version", version=f"salun {__version__}")
     parser.add_argument("-q", "--quiet", action="store_true", help="only warnings and errors")
+    parser.add_argument("-v", "--verbose", action="store_true",
+                        help="log every job as it starts and ends (without it, long runs log a summary)")
     commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     audit = commands.add_parser("audit", help="run an audit (the built-in digits example without CONFIG)")
@@ -310,6 +312,8 @@ def _main(argv: list[str] | None) -> int:
             format="salun: %(message)s",
             stream=sys.stderr,
         )
+        if args.verbose and not args.quiet:
+            log.setLevel(logging.DEBUG)
         return COMMANDS[args.command](args)
     except SalunInputError as error:
         for line in str(error).splitlines() or ["bad input"]:
