@@ -5,15 +5,16 @@
 
 from __future__ import annotations
 
-import typing
-from typing import Annotated, Any, Literal
+from typing import Any, Literal
 
-from pydantic import (AfterValidator, BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_serializer,
-                      model_validator)
+from pydantic import Field, field_validator, model_serializer, model_validator
 
 from audit.core.errors import SalunInputError
 from audit.core.params import (BatchSize, Count, Epochs, LearningRate, Momentum, Probability, Steps,
                           WeightDecay, shown, validate_keywords)
+from audit.config.fields import (ClassIndex, ImageSide, Name, PathText, Section, Seed, Text, _unique,  # noqa: F401
+                                 name_at)
+from audit.config.dp import DpSection
 from audit.config.policy import DEFAULT_RULES, MAX_RULES, parse_rule
 from audit.core.probes import membership_attack
 from audit.core.registry import DATASETS, MODELS
@@ -26,91 +27,6 @@ REPORT_FORMATS = ("html", "pdf", "junit")  # written by every audit unless audit
 EXECUTION_FIELDS = ("executor", "jobs_per_gpu", "ray_address", "ray_max_in_flight", "ray_store")
 MIA_FEATURES = ("confidence", "correctness", "entropy", "modified_entropy", "modified_entropy_salun_code",
                 "probabilities")
-
-
-MAX_NAME = 100            # characters of a registered name or a label
-MAX_TEXT = 200            # characters of free text (the audit's name)
-MAX_PATH_BYTES = 4096     # PATH_MAX on Linux
-MAX_PATH_PART_BYTES = 255  # NAME_MAX: the longest file or folder name most file systems take
-MAX_SEED = 2**63 - 1
-MAX_CLASS = 1_000_000
-
-
-def _one_line(text: str, limit: int) -> str:
-    if not text:
-        raise ValueError("must not be empty")
-    if len(text) > limit:
-        raise ValueError(f"longer than {limit} characters: {shown(text)}")
-    if not text.isprintable():
-        raise ValueError(f"holds a control or other unprintable character: {shown(text)}")
-    return text
-
-
-def _name(text: str) -> str:
-    return _one_line(text, MAX_NAME)
-
-
-def _path(text: str) -> str:
-    if not text:
-        raise ValueError("must not be empty (write \".\" for the config file's folder)")
-    if "\0" in text:
-        raise ValueError(f"holds a NUL character, which no path can: {shown(text)}")
-    if not text.isprintable():
-        raise ValueError(f"holds a control or other unprintable character: {shown(text)}")
-    encoded = text.encode("utf-8", "surrogatepass")
-    if len(encoded) > MAX_PATH_BYTES:
-        raise ValueError(f"a path of {len(encoded)} bytes; the most a path may have is {MAX_PATH_BYTES}")
-    if any(len(part) > MAX_PATH_PART_BYTES for part in encoded.split(b"/")):
-        raise ValueError(f"a file or folder name longer than {MAX_PATH_PART_BYTES} bytes: {shown(text)}")
-    return text
-
-
-Name = Annotated[str, AfterValidator(_name)]                  # a registered plugin, a label, a column
-Text = Annotated[str, AfterValidator(lambda text: _one_line(text, MAX_TEXT))]
-PathText = Annotated[str, AfterValidator(_path)]              # a file or folder, from the config's folder
-Seed = Annotated[int, Field(ge=0, le=MAX_SEED)]
-ClassIndex = Annotated[int, Field(ge=0, le=MAX_CLASS)]
-ImageSide = Annotated[int, Field(ge=1, le=16_384)]
-
-
-def name_at(value: Any, path: str) -> str:
-    """`value` checked as a Name in a validator that runs before the field types do."""
-    if not isinstance(value, str):
-        raise SalunInputError(f"{path}: expected a name, got {shown(value)}")
-    try:
-        return _name(value)
-    except ValueError as error:
-        raise SalunInputError(f"{path}: {error}") from None
-
-
-def _unique(raw: Any) -> Any:
-    """A list named twice over means it once: repeats are folded, first occurrence kept."""
-    if not isinstance(raw, (list, tuple)):
-        return raw
-    try:
-        return tuple(dict.fromkeys(raw))
-    except TypeError:  # an unhashable entry: the field's type reports it
-        return raw
-
-
-class Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, strict=True, allow_inf_nan=False)
-
-    @field_validator("*", mode="before")
-    @classmethod
-    def _lists_as_tuples(cls, raw: Any, info: ValidationInfo) -> Any:
-        """TOML has lists; the frozen sections hold tuples."""
-        field = cls.model_fields.get(info.field_name)
-        if isinstance(raw, list) and field is not None and _is_tuple(field.annotation):
-            return tuple(raw)
-        return raw
-
-
-def _is_tuple(annotation: Any) -> bool:
-    """tuple[...], or tuple[...] | None."""
-    if typing.get_origin(annotation) is tuple:
-        return True
-    return any(typing.get_origin(arg) is tuple for arg in typing.get_args(annotation))
 
 
 class AuditSection(Section):
@@ -217,18 +133,24 @@ class TrainSection(Section):
     augmentation: Literal[AUGMENTATION_POLICIES] = "none"  # type: ignore[valid-type]
     trainer: Literal["per_model", "vectorised"] = "per_model"  # vectorised: a population as one job
     population_size: int = Field(default=32, ge=1, le=4096)  # vectorised: most models trained as one
+    dp: DpSection | None = None  # [train.dp]: differentially private training (audit/config/dp.py)
 
     @model_validator(mode="after")
     def _population_size_needs_vectorised(self) -> "TrainSection":
         if "population_size" in self.model_fields_set and self.trainer == "per_model":
             raise SalunInputError("train.population_size: only used when train.trainer = 'vectorised'")
+        if self.dp is not None and self.trainer == "vectorised":
+            raise SalunInputError("train.dp: the vectorised trainer does not train with differential privacy; "
+                                  "set train.trainer = \"per_model\"")
         return self
 
     @model_serializer(mode="wrap")
     def _per_model_as_before(self, dump: Any) -> dict[str, Any]:
-        """per_model reads as before there was a choice: its job keys and the resolved spec stay as they were."""
+        """per_model without DP reads as before there was a choice: its job keys and the resolved spec stay as
+        they were."""
         vectorised = self.trainer == "vectorised"
-        return {k: v for k, v in dump(self).items() if vectorised or k not in ("trainer", "population_size")}
+        return {k: v for k, v in dump(self).items()
+                if (vectorised or k not in ("trainer", "population_size")) and (k != "dp" or v is not None)}
 
 
 class GenerationSection(Section):

@@ -132,26 +132,39 @@ def run_pass(
 @dataclass
 class TrainLog:
     losses: list[float] = field(default_factory=list)
+    privacy: dict | None = None  # DP training: what the accountant spent (audit.nn.dp.Private.record)
 
 
 def fit(model: nn.Module, data: Subset, recipe, generator: torch.Generator,
-        augment: Augment | None = None) -> TrainLog:
-    """Train `model` in place on `data` with a [train] recipe (epochs, optimizer, schedule)."""
+        augment: Augment | None = None, dp=None) -> TrainLog:
+    """Train `model` in place on `data` with a [train] recipe (epochs, optimizer, schedule); with
+    `dp` (an audit.nn.dp.DpRecipe), differentially private through opacus."""
     data = data.to(next(model.parameters()).device)
     optimizer = make_optimizer(
         model.parameters(), recipe.optimizer, recipe.lr, recipe.momentum, recipe.weight_decay
     )
-    scheduler = make_schedule(
-        optimizer, recipe.schedule, recipe.epochs * steps_per_pass(len(data), recipe.batch_size)
-    )
+    private = None
+    if dp is not None:
+        from audit.nn import dp as dp_mode
+
+        private = dp_mode.make_private(model, optimizer, data, recipe.batch_size, recipe.epochs, dp, generator)
+        optimizer = private.optimizer
+    total_steps = recipe.epochs * steps_per_pass(len(data), recipe.batch_size)
+    scheduler = make_schedule(optimizer, recipe.schedule, total_steps)
     log = TrainLog()
     for _ in range(recipe.epochs):
-        log.losses.append(
-            run_pass(
-                model, data, batch_size=recipe.batch_size, generator=generator,
-                optimizer=optimizer, scheduler=scheduler, augment=augment,
-            )
-        )
+        if private is None:
+            loss = run_pass(model, data, batch_size=recipe.batch_size, generator=generator,
+                            optimizer=optimizer, scheduler=scheduler, augment=augment)
+        else:
+            private.module.train()
+            loss = descend((dp_mode.private_loss(private.module(x), y)
+                            for x, y in private.batches(data, generator, recipe.batch_size, augment)),
+                           optimizer, scheduler)
+        log.losses.append(loss)
+    if private is not None:
+        dp_mode.release(private)
+        log.privacy = private.record()
     check_finite(model)
     return log
 
