@@ -29,6 +29,8 @@ from audit.data.shadows import shadow_split, shadow_train_positions
 from audit.config.spec import Spec
 from audit.engine.store import Store
 from audit.nn.training import Augment, check_finite, fit
+from audit.nn.dp import DpRecipe
+from audit.data.canaries import canary_training_set
 from audit.core.contracts import Task, Unlearner
 
 
@@ -93,6 +95,9 @@ def shadow_split_of(job: Job, data: AuditData) -> tuple[np.ndarray, np.ndarray] 
 
 def _training_set(job: Job, data: AuditData) -> Subset:
     population = job.params["population"]
+    if population == "dp_canary":
+        c = job.params["canaries"]
+        return canary_training_set(data.pool, data.num_classes, c["count"], c["seed"], job.params["seed"])
     if population == "shadow":
         p = job.params
         return data.pool_subset(shadow_train_positions(data, p["shadow"], p["shadows"], p["membership_seed"]))
@@ -105,11 +110,13 @@ def _train(job: Job, spec: Spec, data: AuditData, store: Store, device: torch.de
     train_set = _training_set(job, data)
     started = time.perf_counter()
     try:
-        log = fit(model, train_set, spec.train, torch_generator("order", seed), augmentation(spec.train, data))
+        log = fit(model, train_set, spec.train, torch_generator("order", seed), augmentation(spec.train, data),
+                  dp=DpRecipe.of(job.params["dp"]) if "dp" in job.params else None)
     except Diverged as error:
         raise SalunInputError(f"train: {job.label} diverged ({error}); try a smaller train.lr") from None
     _synchronise(device)
-    meta.update(status="ok", losses=log.losses, wall_time_s=time.perf_counter() - started)
+    meta.update(status="ok", losses=log.losses, wall_time_s=time.perf_counter() - started,
+                **({"privacy": log.privacy} if log.privacy is not None else {}))
     store.put(job.key, meta, tensors=model.state_dict())
 
 

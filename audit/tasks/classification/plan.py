@@ -18,6 +18,18 @@ from audit.data.shadows import shadow_train_positions
 from audit.engine.job import (IMPORT, OBSERVE, RELEARN, SALIENCY, TRAIN, TRAIN_VECTORISED, UNLEARN, Job, Plan,
                               code_versions)
 from audit.engine.populations import cohorts
+from audit.data.canaries import canary_positions
+from audit.core.errors import SalunInputError
+from audit.core.seeds import torch_generator
+from audit.nn.dp import check_compatible
+from audit.nn.models import build_model
+
+
+@dataclass
+class ClassificationPlan(Plan):
+    # [train.dp]: population label -> {"noise_multiplier", "dp" (a job's setting, None: plain), "models",
+    # "canary_models"}; the audit's own originals are the population "original"
+    dp: dict[str, dict[str, Any]] = field(default_factory=dict)
 
 
 @dataclass
@@ -35,8 +47,10 @@ class _Jobs:
         spec = self.spec
         self.model_plugin = (MODELS.origin(spec.model.arch), MODELS.get(spec.model.arch))
         self.train_code = code_versions(model=self.model_plugin)
-        self.recipe = {"model": spec.model.flat(), "train": spec.train.model_dump(mode="json"),
+        # DP enters a job as its own `dp` parameter, and only the jobs that train with it
+        self.recipe = {"model": spec.model.flat(), "train": spec.train.model_dump(mode="json", exclude={"dp"}),
                        "device": self.device.type}
+        self.private = spec.train.dp.audit_wide if spec.train.dp is not None else None
         # a planted trigger changes what the originals, and all that derives from them, trained on
         self.backdoor = {"backdoor": spec.backdoor.model_dump(mode="json")} if spec.backdoor.enabled else {}
         self.shadow_count = spec.attacks.lira.shadows if spec.attacks.needs_shadows else 0
@@ -71,7 +85,10 @@ class _Jobs:
         return key
 
     def trained(self, population: str, seed: int | str, data_digest: str, label: str, **extra: Any) -> str:
-        params = {"population": population, "seed": seed, **extra, "data": data_digest, **self.recipe}
+        """A model trained from scratch; with the audit's DP setting unless `dp` says otherwise (None: plain)."""
+        dp = extra.pop("dp", self.private)
+        params = {"population": population, "seed": seed, **extra, "data": data_digest, **self.recipe,
+                  **({"dp": dp} if dp is not None else {})}
         kind = TRAIN
         if seed in self.cohort_of:
             kind, params = TRAIN_VECTORISED, {**params, "cohort": self.cohort_of[seed]}
@@ -153,10 +170,46 @@ def _relearned(planned: _Jobs, seeds: list[int], originals: list[str], retrains:
     return relearned
 
 
+def _dp_populations(planned: _Jobs, seeds: list[int], originals: list[str]) -> dict[str, dict[str, Any]]:
+    """The audit's originals, a population of DP originals per sweep level beside them, and for
+    each a population trained with a random half of the canaries."""
+    spec, data, dp = planned.spec, planned.data, planned.spec.train.dp
+    count = dp.population or len(seeds)
+    canaries = {"count": dp.canaries, "seed": spec.data.seed}
+    if dp.canaries:
+        canary_positions(len(data.pool), dp.canaries, spec.data.seed)  # too many canaries fail before training
+    levels = {"original": (planned.private, originals)}
+    for level in dp.sweep:
+        private = dp.training(level)
+        levels[f"σ={level:g}"] = (private, [planned.trained("original", seed, data.pool_digest,
+                                                            f"dp σ={level:g} seed={seed}", dp=private)
+                                            for seed in range(count)])
+    populations = {}
+    for label, (private, models) in levels.items():
+        canary_models = [planned.trained("dp_canary", seed, data.pool_digest, f"canaries {label} seed={seed}",
+                                         canaries=canaries, dp=private)
+                         for seed in range(count)] if dp.canaries else []
+        noise = None if private is None else private.get("noise_multiplier")
+        populations[label] = {"noise_multiplier": noise, "dp": private, "models": models,
+                              "canary_models": canary_models}
+    return populations
+
+
+def _check_private(spec: Spec, data: AuditData, device: torch.device) -> None:
+    """A model opacus cannot train privately is refused before anything trains."""
+    if spec.subject is not None:
+        raise SalunInputError("train.dp: a [subject] audit trains no original; its checkpoints were trained outside "
+                              "salun")
+    check_compatible(build_model(spec.model.arch, spec.model.options, data.input_shape, data.num_classes,
+                                 torch_generator("skeleton"), device), spec.model.arch)
+
+
 def build_plan(spec: Spec, data: AuditData, device: torch.device) -> Plan:
     seeds = list(range(spec.audit.seeds))
     if spec.backdoor.enabled:
         backdoor_positions(data, spec.backdoor.fraction, spec.backdoor.target)  # a bad target fails before training
+    if spec.train.dp is not None:
+        _check_private(spec, data, device)
     planned = _Jobs(spec, data, device)
     originals, retrains = _populations(planned, seeds)
     shadow_originals = [planned.trained("shadow", seed, data.pool_digest, seed, **planned.shadow_params(seed))
@@ -168,5 +221,6 @@ def build_plan(spec: Spec, data: AuditData, device: torch.device) -> Plan:
                                     for seed, original in zip(planned.shadows, shadow_originals)]
                             for label, section in spec.unlearners.items()}
     relearned = _relearned(planned, seeds, originals, retrains, unlearned)
-    return Plan(planned.jobs, originals, retrains, unlearned, planned.observation_of, seeds, shadow_originals,
-                shadow_unlearned, relearned)
+    dp = _dp_populations(planned, seeds, originals) if spec.train.dp is not None else {}
+    return ClassificationPlan(planned.jobs, originals, retrains, unlearned, planned.observation_of, seeds,
+                              shadow_originals, shadow_unlearned, relearned, dp=dp)

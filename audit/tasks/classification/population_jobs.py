@@ -33,6 +33,9 @@ def train_cohort(members: Sequence[Job], metas: Sequence[dict[str, Any]], spec: 
     """Train the cohort `members` belong to and store each member with its meta; a member that
     diverged fails the audit, as a per-model TRAIN job does, once the others are stored."""
     first = members[0]
+    if "dp" in first.params:  # the spec refuses it; a hand-made plan must not train DP models without opacus
+        raise SalunInputError("train.dp: the vectorised trainer does not train with differential privacy; "
+                              "set train.trainer = \"per_model\"")
     cohort = [replace(first, params={**first.params, **identity}) for identity in first.params["cohort"]]
     models = [new_model(spec, data, torch_generator("init", job.params["seed"]), device) for job in cohort]
     started = time.perf_counter()
