@@ -9,6 +9,7 @@ from typing import Any
 
 PERCENT = ("UA", "RA", "TA", "MIA", "avg_gap")
 MISSING = "–"
+EPSILON_CAP = 50.0  # the competition's per-example ε for an example no threshold errs on (audit/stats/neurips2023.py)
 
 
 def is_number(value: Any) -> bool:
@@ -39,3 +40,9 @@ def interval(stats: Any, percent: bool = True) -> str:
         return ""
     low, high = bounds
     return f"[{number(low, percent)}, {number(high, percent)}]"
+
+
+def epsilon(value: Any, cap: Any = EPSILON_CAP) -> str:
+    """A competition ε with two decimals, marked as the cap when it is the cap."""
+    text = number(value, digits=2)
+    return f"{text} (the cap)" if is_number(value) and is_number(cap) and value >= cap else text

@@ -14,6 +14,7 @@ import base64
 import functools
 import inspect
 import math
+from dataclasses import dataclass
 from typing import Any, Callable
 
 import numpy as np
@@ -21,7 +22,7 @@ from markupsafe import Markup, escape
 
 from reports.numbers import is_number
 from reports.png import png_bytes
-from reports.svg import Chart
+from reports.svg import HEIGHT, WIDTH, Chart
 from reports.text import MALFORMED as MALFORMED_RESULTS
 
 ROC_ATTACKS = ("ulira", "lira_offline", "rmia_offline", "threshold_loss")  # drawn when present
@@ -29,6 +30,7 @@ ROC_COLOURS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#9467bd", "#8c564b", "#e377c2")
 MEMBERS, NONMEMBERS = "#d62728", "#1f77b4"
 GRID_ROW, GRID_LABELS, GRID_TITLE = 36, 22, 18  # a sample grid's row height, label column and title, in user units
 MALFORMED = (*MALFORMED_RESULTS, ZeroDivisionError, OverflowError)
+TAIL = 0.01  # the share of pooled scores a histogram's axis may leave out at each end
 
 
 class NotDrawable(ValueError):
@@ -66,44 +68,117 @@ def _finite(values: Any) -> list[float]:
     return [x for x in map(_real, values) if math.isfinite(x)]
 
 
-def _log_points(curve: dict[str, list]) -> list[tuple[float, float]]:
+def log_points(curve: dict[str, list]) -> list[tuple[float, float]]:
     """The (FPR, TPR) points of a curve that log axes can show: both finite and above zero."""
     pairs = zip(map(_real, curve["fpr"]), map(_real, curve["tpr"]))
     return [(f, t) for f, t in pairs if math.isfinite(f) and math.isfinite(t) and f > 0 and t > 0]
 
 
-@drawn_or_noted
-def roc_figure(attacks: dict[str, dict[str, Any]], title: str) -> Markup:
-    """Log-log ROC of each attack in ROC_ATTACKS that `attacks` (name -> summary) holds."""
-    curves = {name: _log_points(attacks[name]["roc"]["log"]) for name in ROC_ATTACKS if name in attacks}
-    if not any(curves.values()):
+def auc_label(name: str, attack: Any) -> str:
+    """`name` with the attack's AUC, as a legend shows it."""
+    value = _real((attack.get("auc") or {}).get("value")) if isinstance(attack, dict) else math.nan
+    return f"{name} (AUC {value:.2f})" if math.isfinite(value) else name
+
+
+def log_roc(chart_title: str, curves: list[tuple[str, list[tuple[float, float]], str, str]],
+            legend_column: bool = False, width: float = WIDTH, height: float = HEIGHT) -> Markup:
+    """Log-log ROC of the (label, points, colour, dash) curves that have points, with the chance diagonal."""
+    drawn = [curve for curve in curves if curve[1]]
+    if not drawn:
         raise NotDrawable("no attack's ROC has a point with both rates above zero, which log axes need")
-    drawn = {name: points for name, points in curves.items() if points}
-    low = min(min(f for f, _ in points) for points in drawn.values())
-    low = min(low, min(t for points in drawn.values() for _, t in points))
-    chart = Chart(f"{title}: ROC", "false-positive rate", "true-positive rate")
+    low = min(min(min(f, t) for f, t in points) for _, points, _, _ in drawn)
+    labels = [label for label, *_ in drawn] + ["chance"] if legend_column else ()
+    chart = Chart(chart_title, "false-positive rate", "true-positive rate", width, height, labels)
     limits = (min(10 ** math.floor(math.log10(low)), 0.1), 1.0)  # at least one decade
     chart.axes([low, 1.0], [low, 1.0], xlog=True, ylog=True, xlimits=limits, ylimits=limits)
-    for (name, points), colour in zip(drawn.items(), ROC_COLOURS):
-        chart.line(*zip(*points), colour=colour, label=name)
+    for label, points, colour, dash in drawn:
+        chart.line(*zip(*points), colour=colour, label=label, dash=dash)
     chart.line(limits, limits, "#999", "chance", dash="--", width=0.8)
     return chart.svg(("lower right", "upper left", "upper right", "lower left"))
 
 
 @drawn_or_noted
-def histogram_figure(histogram: dict[str, list], title: str) -> Markup:
-    """Member and non-member score counts on the stored bins, each as a share of its total."""
+def roc_figure(attacks: dict[str, dict[str, Any]], title: str) -> Markup:
+    """Log-log ROC of each attack in ROC_ATTACKS that `attacks` (name -> summary) holds; the
+    legend lists the curves drawn, each with its AUC."""
+    names = [name for name in ROC_ATTACKS if name in attacks]
+    curves = [(auc_label(name, attacks[name]), log_points(attacks[name]["roc"]["log"]), colour, "-")
+              for name, colour in zip(names, ROC_COLOURS)]
+    return log_roc(f"{title}: ROC", curves)
+
+
+@dataclass(frozen=True)
+class Window:
+    """The bins a histogram's axis shows, first to last, and the counts of each group beyond them."""
+
+    first: int
+    last: int
+    below: tuple[int, ...]
+    above: tuple[int, ...]
+
+    @property
+    def clipped(self) -> bool:
+        return any(self.below) or any(self.above)
+
+
+def robust_window(counts: list[list[float]], tail: float = TAIL) -> Window:
+    """The bins from the one holding the pooled `tail` quantile to the one holding the 1 − `tail`
+    quantile: outliers beyond them would squash the rest into one bar."""
+    pooled = np.sum(np.asarray(counts, dtype=np.float64), axis=0)
+    cumulative = np.cumsum(pooled)
+    total = cumulative[-1]
+    first = int(np.searchsorted(cumulative, tail * total, side="right"))
+    last = int(np.searchsorted(cumulative, (1 - tail) * total, side="left"))
+    first, last = min(first, last), max(first, last)
+    return Window(first, last, tuple(int(sum(c[:first])) for c in counts), tuple(int(sum(c[last + 1:])) for c in counts))
+
+
+def histogram_clipping(histogram: Any) -> str:
+    """The sentence a histogram's caption adds when its axis leaves out the outer scores; "" when it
+    does not or cannot be drawn."""
+    try:
+        edges, groups = _histogram_data(histogram)
+    except (NotDrawable, *MALFORMED):
+        return ""
+    window = robust_window([counts for counts, _, _ in groups])
+    if not window.clipped:
+        return ""
+    beyond = "; ".join(f"{label}: {low} below, {high} above" for (_, _, label), low, high
+                       in zip(groups, window.below, window.above))
+    return (f"The axis spans the {TAIL:.0%} to {1 - TAIL:.0%} quantiles of the pooled scores "
+            f"({edges[window.first]:.3g} to {edges[window.last + 1]:.3g}); the scores beyond it are counted in "
+            f"the edge bins ({beyond}).")
+
+
+def _histogram_data(histogram: dict[str, list]) -> tuple[list[float], list[tuple[list[float], str, str]]]:
     edges = [_real(e) for e in histogram["edges"]]
     groups = [([_real(c) for c in histogram[key]], colour, label)
               for key, colour, label in (("members", MEMBERS, "members"), ("nonmembers", NONMEMBERS, "non-members"))]
     if len(edges) < 2 or not all(math.isfinite(e) for e in edges) or any(b <= a for a, b in zip(edges, edges[1:])):
         raise NotDrawable("its bin edges are not an increasing list of finite numbers")
-    if any(len(counts) != len(edges) - 1 or not all(math.isfinite(c) for c in counts) for counts, _, _ in groups):
+    if any(len(counts) != len(edges) - 1 or not all(math.isfinite(c) and c >= 0 for c in counts)
+           for counts, _, _ in groups):
         raise NotDrawable("its counts do not match its bins")
     if not any(sum(counts) for counts, _, _ in groups):
         raise NotDrawable("no score falls in its bins")
-    shares = [([c / max(sum(counts), 1) for c in counts], colour, label) for counts, colour, label in groups]
-    chart = Chart(title, "membership score", "share of examples")
+    return edges, groups
+
+
+@drawn_or_noted
+def histogram_figure(histogram: dict[str, list], title: str) -> Markup:
+    """Member and non-member score counts on the stored bins, each as a share of its total, on an
+    axis clipped to the robust window: what lies beyond it is counted in the edge bins and said."""
+    edges, groups = _histogram_data(histogram)
+    window = robust_window([counts for counts, _, _ in groups])
+    edges = edges[window.first:window.last + 2]
+    shares = []
+    for (counts, colour, label), low, high in zip(groups, window.below, window.above):
+        kept = counts[window.first:window.last + 1]
+        kept[0] += low
+        kept[-1] += high
+        shares.append(([c / max(sum(counts), 1) for c in kept], colour, label))
+    chart = Chart(title, "membership score" + (" (edge bins: at or beyond)" if window.clipped else ""),
+                  "share of examples")
     top = max(max(heights) for heights, _, _ in shares)
     chart.axes(edges, [0.0, top], xlimits=(edges[0], edges[-1]), ylimits=(0.0, top * 1.05 or 1.0))
     for heights, colour, label in shares:

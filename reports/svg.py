@@ -3,8 +3,9 @@ bands, filled steps, vertical marks and a legend placed in the corner that cover
 data. Text stays text, escaped; nothing carries an id, a date or a script, so a chart renders
 the same every time and any number of them share a page.
 
-A chart is drawn in a 360 × 270 user-unit box (the page scales it); numbers are written to two
-decimals of a unit, so the same data always gives the same bytes.
+A chart is drawn in a box of user units (360 × 270 unless given; the page scales it to its
+width), its legend inside the axes or in a column of its own to their right; numbers are
+written to two decimals of a unit, so the same data always gives the same bytes.
 """
 
 from __future__ import annotations
@@ -16,10 +17,11 @@ from typing import Sequence
 from markupsafe import Markup, escape
 
 WIDTH, HEIGHT = 360, 270
-LEFT, RIGHT, TOP, BOTTOM = 52, 10, 24, 38  # margins around the plotting area
-FONT = 'font-family="sans-serif"'
-DASHES = {"-": None, "--": "5 3", ":": "1.5 2"}
-LEGEND_ROW, LEGEND_CHAR = 12, 5.0  # a legend line's height, and the width of one of its characters
+LEFT, RIGHT, TOP, BOTTOM = 54, 10, 26, 40  # margins around the plotting area
+FONT, FONT_SIZE, TITLE_SIZE = 'font-family="sans-serif"', 10, 12
+DASHES = {"-": None, "--": "5 3", ":": "1.5 2", "-.": "6 2 1.5 2"}
+LEGEND_ROW, LEGEND_CHAR = 13, 5.6  # a legend line's height, and the width of one of its characters
+MARKERS = ("circle", "square", "diamond", "triangle")
 
 
 def _n(value: float) -> str:
@@ -92,27 +94,57 @@ class Scale:
 class _Entry:
     label: str
     colour: str
-    kind: str  # "line", "patch" or a dash key of DASHES
+    kind: str  # "line" (a dash key of DASHES), "patch" or "point"
     opacity: float = 1.0
+    marker: str = "circle"
+
+
+def _marker(shape: str, x: float, y: float, colour: str, size: float = 3.0) -> str:
+    """A filled marker of one of MARKERS centred on (x, y)."""
+    if shape == "square":
+        return f'<rect x="{_n(x - size)}" y="{_n(y - size)}" width="{_n(2 * size)}" height="{_n(2 * size)}" fill="{colour}"/>'
+    if shape in ("diamond", "triangle"):
+        s = size * 1.3
+        corners = ((x, y - s), (x + s, y), (x, y + s), (x - s, y)) if shape == "diamond" else \
+            ((x, y - s), (x + s, y + s * 0.8), (x - s, y + s * 0.8))
+        return f'<polygon points="{" ".join(f"{_n(a)},{_n(b)}" for a, b in corners)}" fill="{colour}"/>'
+    return f'<circle cx="{_n(x)}" cy="{_n(y)}" r="{_n(size)}" fill="{colour}"/>'
 
 
 @dataclass
 class Chart:
-    """One set of axes; add marks, then `svg()`."""
+    """One set of axes in a `width` × `height` box; add marks, then `svg()`. `legend_labels`,
+    given before `axes`, puts the legend in a column to the right of the axes, wide enough for them."""
 
     title: str
     xlabel: str
     ylabel: str
+    width: float = WIDTH
+    height: float = HEIGHT
+    legend_labels: Sequence[str] = ()
     marks: list[str] = field(default_factory=list)
     legend: list[_Entry] = field(default_factory=list)
     drawn: list[list[tuple[float, float]]] = field(default_factory=list)  # each mark's pixels, for the legend
     x: Scale | None = None
     y: Scale | None = None
 
+    @property
+    def _column(self) -> float:
+        """The width of the legend's own column, 0 when the legend sits inside the axes."""
+        return 8 + _legend_width(self.legend_labels) if self.legend_labels else 0.0
+
+    @property
+    def right(self) -> float:
+        return self.width - RIGHT - self._column
+
+    @property
+    def bottom(self) -> float:
+        return self.height - BOTTOM
+
     def axes(self, xs: Sequence[float], ys: Sequence[float], xlog: bool = False, ylog: bool = False,
              xlimits: tuple[float, float] | None = None, ylimits: tuple[float, float] | None = None) -> None:
-        self.x = Scale.fitted(xs, LEFT, WIDTH - RIGHT, xlog, xlimits)
-        self.y = Scale.fitted(ys, HEIGHT - BOTTOM, TOP, ylog, ylimits)
+        self.x = Scale.fitted(xs, LEFT, self.right, xlog, xlimits)
+        self.y = Scale.fitted(ys, self.bottom, TOP, ylog, ylimits)
 
     def _path(self, xs: Sequence[float], ys: Sequence[float]) -> str:
         pixels = [(self.x(a), self.y(b)) for a, b in zip(xs, ys)]
@@ -155,50 +187,65 @@ class Chart:
     def vline(self, at: float, colour: str, label: str | None = None, dash: str = "--") -> None:
         self.line([at, at], [self.y.low, self.y.high], colour, label, dash, width=1.0)
 
+    def hline(self, at: float, colour: str, label: str | None = None, dash: str = "--") -> None:
+        self.line([self.x.low, self.x.high], [at, at], colour, label, dash, width=1.0)
+
+    def point(self, x: float, y: float, colour: str, label: str | None = None, marker: str = "circle",
+              xerr: tuple[float, float] | None = None, yerr: tuple[float, float] | None = None) -> None:
+        """A marker at (x, y) with error bars over the intervals `xerr` and `yerr` (low, high)."""
+        px, py = self.x(x), self.y(y)
+        bars = [((self.x(xerr[0]), py), (self.x(xerr[1]), py))] if xerr else []
+        bars += [((px, self.y(yerr[0])), (px, self.y(yerr[1])))] if yerr else []
+        for (x0, y0), (x1, y1) in bars:
+            cap = [(x0, y0 - 3, x0, y0 + 3), (x1, y1 - 3, x1, y1 + 3)] if y0 == y1 else \
+                [(x0 - 3, y0, x0 + 3, y0), (x1 - 3, y1, x1 + 3, y1)]
+            self.marks.extend(f'<line x1="{_n(a)}" y1="{_n(b)}" x2="{_n(c)}" y2="{_n(d)}" stroke="{colour}" '
+                              'stroke-width="0.9"/>' for a, b, c, d in [(x0, y0, x1, y1), *cap])
+            self.drawn.append([(x0, y0), (x1, y1)])
+        self.marks.append(_marker(marker, px, py, colour))
+        self.drawn.append([(px, py)])
+        if label:
+            self.legend.append(_Entry(label, colour, "point", marker=marker))
+
     def _frame(self) -> list[str]:
-        left, right, bottom, top = LEFT, WIDTH - RIGHT, HEIGHT - BOTTOM, TOP
-        parts = [f'<rect x="{left}" y="{top}" width="{right - left}" height="{bottom - top}" fill="none" '
+        left, right, bottom, top = LEFT, self.right, self.bottom, TOP
+        parts = [f'<rect x="{left}" y="{top}" width="{_n(right - left)}" height="{_n(bottom - top)}" fill="none" '
                  'stroke="#333" stroke-width="0.8"/>']
         for value, text in self.x.ticks():
             px = _n(self.x(value))
-            parts.append(f'<line x1="{px}" y1="{bottom}" x2="{px}" y2="{bottom + 3}" stroke="#333" stroke-width="0.8"/>'
-                         f'<text x="{px}" y="{bottom + 12}" text-anchor="middle">{escape(text)}</text>')
+            parts.append(f'<line x1="{px}" y1="{_n(bottom)}" x2="{px}" y2="{_n(bottom + 3)}" stroke="#333" '
+                         f'stroke-width="0.8"/><text x="{px}" y="{_n(bottom + 13)}" text-anchor="middle">'
+                         f'{escape(text)}</text>')
         for value, text in self.y.ticks():
             py = _n(self.y(value))
             parts.append(f'<line x1="{left - 3}" y1="{py}" x2="{left}" y2="{py}" stroke="#333" stroke-width="0.8"/>'
-                         f'<text x="{left - 5}" y="{py}" dy="3" text-anchor="end">{escape(text)}</text>')
+                         f'<text x="{left - 5}" y="{py}" dy="3.5" text-anchor="end">{escape(text)}</text>')
         middle_x, middle_y = (left + right) / 2, (top + bottom) / 2
-        parts.append(f'<text x="{_n(middle_x)}" y="{HEIGHT - 8}" text-anchor="middle">{escape(self.xlabel)}</text>'
-                     f'<text transform="translate(11 {_n(middle_y)}) rotate(-90)" text-anchor="middle">'
-                     f'{escape(self.ylabel)}</text>'
-                     f'<text x="{WIDTH / 2}" y="15" text-anchor="middle" font-size="11">{escape(self.title)}</text>')
+        parts.append(f'<text x="{_n(middle_x)}" y="{_n(self.height - 8)}" text-anchor="middle">{escape(self.xlabel)}'
+                     f'</text><text transform="translate(12 {_n(middle_y)}) rotate(-90)" text-anchor="middle">'
+                     f'{escape(self.ylabel)}</text><text x="{_n(self.width / 2)}" y="16" text-anchor="middle" '
+                     f'font-size="{TITLE_SIZE}">{escape(self.title)}</text>')
         return parts
 
     def _legend(self, corners: Sequence[str]) -> list[str]:
         if not self.legend:
             return []
-        width = 26 + LEGEND_CHAR * max(len(e.label) for e in self.legend)
+        width = _legend_width([e.label for e in self.legend])
         height = 6 + LEGEND_ROW * len(self.legend)
-        x, y = self._least_covered(width, height, corners)
+        x, y = (self.right + 8, TOP) if self.legend_labels else self._least_covered(width, height, corners)
         parts = [f'<rect x="{_n(x)}" y="{_n(y)}" width="{_n(width)}" height="{height}" fill="#fff" '
                  'fill-opacity="0.85" stroke="#ccc" stroke-width="0.6"/>']
         for row, entry in enumerate(self.legend):
             middle = y + 3 + LEGEND_ROW * row + LEGEND_ROW / 2
-            if entry.kind == "patch":
-                parts.append(f'<rect x="{_n(x + 4)}" y="{_n(middle - 4)}" width="14" height="8" fill="{entry.colour}" '
-                             f'fill-opacity="{entry.opacity}"/>')
-            else:
-                pattern = f' stroke-dasharray="{DASHES[entry.kind]}"' if DASHES[entry.kind] else ""
-                parts.append(f'<line x1="{_n(x + 4)}" y1="{_n(middle)}" x2="{_n(x + 18)}" y2="{_n(middle)}" '
-                             f'stroke="{entry.colour}" stroke-width="1.3"{pattern}/>')
-            parts.append(f'<text x="{_n(x + 22)}" y="{_n(middle)}" dy="3">{escape(entry.label)}</text>')
+            parts.append(_legend_key(entry, x, middle))
+            parts.append(f'<text x="{_n(x + 22)}" y="{_n(middle)}" dy="3.5">{escape(entry.label)}</text>')
         return parts
 
     def _least_covered(self, width: float, height: float, corners: Sequence[str]) -> tuple[float, float]:
         """The corner (in `corners`' order of preference) whose legend box covers the fewest data pixels."""
-        places = {"upper right": (WIDTH - RIGHT - width - 4, TOP + 4), "upper left": (LEFT + 4, TOP + 4),
-                  "lower right": (WIDTH - RIGHT - width - 4, HEIGHT - BOTTOM - height - 4),
-                  "lower left": (LEFT + 4, HEIGHT - BOTTOM - height - 4)}
+        places = {"upper right": (self.right - width - 4, TOP + 4), "upper left": (LEFT + 4, TOP + 4),
+                  "lower right": (self.right - width - 4, self.bottom - height - 4),
+                  "lower left": (LEFT + 4, self.bottom - height - 4)}
 
         def covered(corner: str) -> int:
             x, y = places[corner]
@@ -218,5 +265,22 @@ class Chart:
 
     def svg(self, legend_corners: Sequence[str] = ("upper right", "upper left", "lower right", "lower left")) -> Markup:
         body = "".join([*self.marks, *self._frame(), *self._legend(legend_corners)])
-        return Markup(f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {WIDTH} {HEIGHT}" role="img" '
-                      f'aria-label="{escape(self.title)}" {FONT} font-size="9" fill="#222">{body}</svg>')
+        return Markup(f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {_n(self.width)} {_n(self.height)}" '
+                      f'role="img" aria-label="{escape(self.title)}" {FONT} font-size="{FONT_SIZE}" fill="#222">'
+                      f'{body}</svg>')
+
+
+def _legend_width(labels: Sequence[str]) -> float:
+    return 26 + LEGEND_CHAR * max((len(label) for label in labels), default=0)
+
+
+def _legend_key(entry: _Entry, x: float, middle: float) -> str:
+    """The swatch before a legend entry's text: a patch, a marker or a stretch of the line."""
+    if entry.kind == "patch":
+        return (f'<rect x="{_n(x + 4)}" y="{_n(middle - 4)}" width="14" height="8" fill="{entry.colour}" '
+                f'fill-opacity="{entry.opacity}"/>')
+    if entry.kind == "point":
+        return _marker(entry.marker, x + 11, middle, entry.colour)
+    pattern = f' stroke-dasharray="{DASHES[entry.kind]}"' if DASHES[entry.kind] else ""
+    return (f'<line x1="{_n(x + 4)}" y1="{_n(middle)}" x2="{_n(x + 18)}" y2="{_n(middle)}" '
+            f'stroke="{entry.colour}" stroke-width="1.3"{pattern}/>')
