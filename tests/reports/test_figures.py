@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from png_pixels import png_pixels
-from reports.comparison import comparison_roc_figure, per_class_rows, tradeoff_figure, tradeoff_points
+from reports.across_methods import comparison_roc_figure, per_class_rows, tradeoff_figure, tradeoff_points
 from reports.numbers import epsilon
 from reports.plots import TAIL, histogram_clipping, histogram_figure, robust_window, roc_figure
 from reports.svg import LEFT, Chart
