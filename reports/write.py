@@ -14,7 +14,8 @@ from reports.pdf import PdfUnavailable
 log = logging.getLogger("salun")
 
 WRITERS = {"html": ("reports.html", "write_html", "report.html"), "junit": ("reports.junit", "write_junit", "junit.xml"),
-           "markdown": ("reports.markdown", "write_markdown", "report.md"), "pdf": ("reports.pdf", "write_pdf", "report.pdf")}
+           "markdown": ("reports.markdown", "write_markdown", "report.md"), "pdf": ("reports.pdf", "write_pdf", "report.pdf"),
+           "csv": ("reports.frames", "write_csv", "")}  # csv: one file per frame, in the folder itself
 FORMATS = tuple(WRITERS)
 
 
@@ -33,7 +34,8 @@ def write_reports(results: dict[str, Any], out: Path, formats: tuple[str, ...],
         writer = getattr(importlib.import_module(module), function)
         try:
             with writing("--out", out / filename, "results.json is kept: `salun report` writes the reports again"):
-                written.append(writer(results, out / filename, **(page if name in ("html", "pdf") else {})))
+                path = writer(results, out / filename, **(page if name in ("html", "pdf") else {}))
+            written.extend(path if isinstance(path, list) else [path])
         except PdfUnavailable as error:
             if pdf_required:
                 raise
