@@ -20,10 +20,12 @@ import numpy as np
 
 from attacks.mia import lira, rmia, threshold, ulira
 from attacks.mia.roc import attack_summary, auc
+from attacks.mia.rule_paths import mia_rule_paths, mia_why_absent
 from audit.stats.signals import FEATURES, confidence, logit_scaled_confidence
 from attacks.mia.units import Units
 from audit.data.datasets import AuditData
 from audit.tasks.classification.metrics import mia_efficacy_of
+from audit.tasks.generation.results import _pixels as denormalised
 from audit.engine.observe import StoredObservations
 from audit.engine.job import Plan
 from audit.core.seeds import numpy_generator
@@ -38,6 +40,7 @@ from audit.engine.store import Store
 
 SVC_VERSION = "1"
 VULNERABLE = 10  # forget examples listed as the most exposed, per target and attack
+THUMBNAIL = 32  # the longest side of a most exposed example's image in results.json, in pixels
 _RECIPES: dict[tuple, dict[str, Any]] = {}  # the shadows' own game, reused while the shadows are the same
 
 
@@ -73,11 +76,26 @@ def _per_class(positives: np.ndarray, negatives: np.ndarray, labels: np.ndarray,
 
 
 def _most_exposed(positives: np.ndarray, data: AuditData) -> list[dict[str, Any]]:
+    """The VULNERABLE forget examples with the highest mean score: pool index, label, score and,
+    for image data, the image as 8-bit pixels (C, H, W) in the data's own units."""
     mean = positives.mean(axis=0)
     order = np.argsort(-mean)[:VULNERABLE]
     index = data.pool_index[data.forget]
-    return [{"index": int(index[i]), "label": int(data.pool.y[data.forget[i]]), "score": float(mean[i])}
-            for i in order]
+    positions = data.forget[order]
+    thumbnails = _thumbnails(data.pool.x[positions].numpy(), data)
+    return [{"index": int(index[i]), "label": int(data.pool.y[data.forget[i]]), "score": float(mean[i]),
+             **thumbnail} for i, thumbnail in zip(order, thumbnails)]
+
+
+def _thumbnails(images: np.ndarray, data: AuditData) -> list[dict[str, Any]]:
+    """Each image as {"pixels": uint8 nested list (C, H, W), "shape": [C, H, W]}, every side
+    subsampled to at most THUMBNAIL pixels; an empty entry each when the inputs are no images."""
+    if images.ndim != 4 or images.shape[1] not in (1, 3):
+        return [{} for _ in images]
+    step = -(-max(images.shape[2:]) // THUMBNAIL)
+    pixels = np.asarray(denormalised(images[:, :, ::step, ::step], data), dtype=np.float64)
+    eight_bit = np.round(np.clip(pixels, 0.0, 1.0) * 255).astype(np.uint8)
+    return [{"pixels": image.tolist(), "shape": list(image.shape)} for image in eight_bit]
 
 
 def _entry(spec: Spec, data: AuditData, positives: np.ndarray, negatives: np.ndarray, labels: np.ndarray,
@@ -346,6 +364,12 @@ class MembershipInference(SectionProbe):
 
     def section(self, context: ProbeContext) -> dict[str, Any]:
         return mia_results(context.spec, context.data, context.plan, context.store, context.observations)
+
+    def rule_paths(self, spec: Spec) -> set[str]:
+        return mia_rule_paths(spec)
+
+    def why_absent(self, spec: Spec, path: tuple[str, ...]) -> str | None:
+        return mia_why_absent(spec, path)
 
     def probe_entries(self, section: dict[str, Any]) -> list[dict[str, Any]]:
         """One probe per attack and target; the full curves stay in the `mia` section."""
