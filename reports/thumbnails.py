@@ -1,6 +1,6 @@
 """The most exposed forget examples of an attack as a row of image thumbnails, each with its pool
-index, label and score: one inline SVG holding each stored image as a PNG data URI, pixel for
-pixel (greyscale repeated into three channels)."""
+index, label and score: one inline SVG holding each stored image (8-bit, base64 in results.json)
+as a PNG data URI, pixel for pixel, greyscale repeated into three channels."""
 
 from __future__ import annotations
 
@@ -17,18 +17,23 @@ CELL, GAP, CAPTION = 44.0, 8.0, 26.0  # a thumbnail's side, the space between tw
 
 
 def thumbnail_pixels(entry: Any) -> np.ndarray | None:
-    """An entry's stored image as (H, W, 3) uint8, or None when it holds none or not of its shape."""
-    if not isinstance(entry, dict) or "pixels" not in entry:
+    """An entry's stored image as (H, W, 3) uint8, or None when it holds none or one that does not
+    match its recorded shape."""
+    image = entry.get("image") if isinstance(entry, dict) else None
+    if not isinstance(image, dict) or image.get("dtype") != "uint8" or not isinstance(image.get("base64"), str):
+        return None
+    shape = image.get("shape")
+    if not (isinstance(shape, list) and len(shape) == 3 and all(isinstance(n, int) and n > 0 for n in shape)
+            and shape[0] in (1, 3)):
         return None
     try:
-        image = np.asarray(entry["pixels"], dtype=np.float64)
-    except (TypeError, ValueError):
+        data = base64.b64decode(image["base64"], validate=True)
+    except ValueError:
         return None
-    shape = entry.get("shape")
-    if image.ndim != 3 or list(image.shape) != shape or image.shape[0] not in (1, 3) or not np.isfinite(image).all():
+    if len(data) != shape[0] * shape[1] * shape[2]:
         return None
-    image = np.clip(np.round(image), 0, 255).astype(np.uint8)
-    return np.repeat(image, 3, axis=0).transpose(1, 2, 0) if image.shape[0] == 1 else image.transpose(1, 2, 0)
+    pixels = np.frombuffer(data, np.uint8).reshape(shape)
+    return np.repeat(pixels, 3, axis=0).transpose(1, 2, 0) if shape[0] == 1 else pixels.transpose(1, 2, 0)
 
 
 def thumbnail_uri(pixels: np.ndarray) -> str:
@@ -58,7 +63,7 @@ def exposed_figure(entries: list[dict[str, Any]], title: str) -> Markup:
                      f'{escape(_score(entry.get("score")))}</text>')
     return Markup(f'<svg xmlns="http://www.w3.org/2000/svg" xmlns:xlink="http://www.w3.org/1999/xlink" '
                   f'viewBox="0 0 {width:.2f} {20 + CELL + CAPTION:.2f}" role="img" aria-label="{escape(title)}" '
-                  f'font-family="sans-serif" font-size="8" fill="#222"><text x="4" y="12" font-size="10">'
+                  f'font-family="sans-serif" font-size="8.5" fill="#222"><text x="4" y="12" font-size="10">'
                   f'{escape(title)}</text>{"".join(parts)}</svg>')
 
 

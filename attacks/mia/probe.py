@@ -12,6 +12,7 @@ online LiRA is defined. Everything reads stored observations.
 
 from __future__ import annotations
 
+import base64
 import copy
 from dataclasses import dataclass
 from typing import Any
@@ -77,7 +78,7 @@ def _per_class(positives: np.ndarray, negatives: np.ndarray, labels: np.ndarray,
 
 def _most_exposed(positives: np.ndarray, data: AuditData) -> list[dict[str, Any]]:
     """The VULNERABLE forget examples with the highest mean score: pool index, label, score and,
-    for image data, the image as 8-bit pixels (C, H, W) in the data's own units."""
+    for image data, the image as 8-bit pixels in the data's own units."""
     mean = positives.mean(axis=0)
     order = np.argsort(-mean)[:VULNERABLE]
     index = data.pool_index[data.forget]
@@ -88,14 +89,16 @@ def _most_exposed(positives: np.ndarray, data: AuditData) -> list[dict[str, Any]
 
 
 def _thumbnails(images: np.ndarray, data: AuditData) -> list[dict[str, Any]]:
-    """Each image as {"pixels": uint8 nested list (C, H, W), "shape": [C, H, W]}, every side
-    subsampled to at most THUMBNAIL pixels; an empty entry each when the inputs are no images."""
+    """Each image as {"image": {"shape": [C, H, W], "dtype": "uint8", "base64": its bytes in C, H, W
+    order}}, every side subsampled to at most THUMBNAIL pixels: base64, as results.json is indented
+    and a nested list would take a line per pixel. An empty entry each when the inputs are no images."""
     if images.ndim != 4 or images.shape[1] not in (1, 3):
         return [{} for _ in images]
     step = -(-max(images.shape[2:]) // THUMBNAIL)
     pixels = np.asarray(denormalised(images[:, :, ::step, ::step], data), dtype=np.float64)
     eight_bit = np.round(np.clip(pixels, 0.0, 1.0) * 255).astype(np.uint8)
-    return [{"pixels": image.tolist(), "shape": list(image.shape)} for image in eight_bit]
+    return [{"image": {"shape": list(image.shape), "dtype": "uint8",
+                       "base64": base64.b64encode(image.tobytes()).decode("ascii")}} for image in eight_bit]
 
 
 def _entry(spec: Spec, data: AuditData, positives: np.ndarray, negatives: np.ndarray, labels: np.ndarray,

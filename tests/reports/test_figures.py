@@ -124,19 +124,31 @@ def test_per_class_auc_rows_put_the_classes_in_numeric_order():
     assert table["classes"] == ["2", "10"] and table["rows"] == [("salun", [0.6, 0.4])]
 
 
+def _image(pixels: np.ndarray) -> dict:
+    return {"shape": list(pixels.shape), "dtype": "uint8",
+            "base64": base64.b64encode(pixels.astype(np.uint8).tobytes()).decode()}
+
+
 def test_thumbnails_decode_to_the_stored_pixels():
     rng = np.random.default_rng(1)
     grey, colour = rng.integers(0, 256, (1, 8, 8)), rng.integers(0, 256, (3, 5, 4))
-    entries = [{"index": 7, "label": 3, "score": 2.5, "pixels": grey.tolist(), "shape": [1, 8, 8]},
-               {"index": 9, "label": 1, "score": 1.0, "pixels": colour.tolist(), "shape": [3, 5, 4]},
+    entries = [{"index": 7, "label": 3, "score": 2.5, "image": _image(grey)},
+               {"index": 9, "label": 1, "score": 1.0, "image": _image(colour)},
                {"index": 11, "label": 0, "score": 0.5}]
     svg = str(exposed_figure(entries, "exposed"))
     images = [base64.b64decode(uri) for uri in re.findall(r'data:image/png;base64,([A-Za-z0-9+/=]+)', svg)]
     assert len(images) == 2 and "#7 · 3" in svg and "#9 · 1" in svg and "#11" not in svg
     assert (png_pixels(images[0]) == np.repeat(grey, 3, axis=0).transpose(1, 2, 0)).all()
     assert (png_pixels(images[1]) == colour.transpose(1, 2, 0)).all()
-    assert thumbnail_pixels({"pixels": grey.tolist(), "shape": [1, 8, 7]}) is None  # not the shape recorded
     assert "not drawn (results.json holds no image" in str(exposed_figure(entries[2:], "exposed"))
+
+
+def test_an_image_that_does_not_match_its_shape_is_left_out():
+    grey = _image(np.zeros((1, 8, 8)))
+    for broken in ({**grey, "shape": [1, 8, 7]}, {**grey, "shape": [2, 8, 4]}, {**grey, "dtype": "float32"},
+                   {**grey, "base64": "not base64!"}, {**grey, "shape": "8x8"}, "an image"):
+        assert thumbnail_pixels({"image": broken}) is None, broken
+    assert thumbnail_pixels({"image": grey}).shape == (8, 8, 3)
 
 
 def test_a_chart_with_a_legend_column_keeps_its_axes_clear_of_it():
