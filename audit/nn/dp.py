@@ -58,7 +58,7 @@ def check_compatible(model: nn.Module, arch: str) -> None:
 
     errors = ModuleValidator.validate(model.train(), strict=False)
     if errors:
-        reasons = "; ".join(dict.fromkeys(str(error).strip() for error in errors))
+        reasons = "; ".join(dict.fromkeys(str(error).strip().split(". ")[0].rstrip(".") for error in errors))
         raise SalunInputError(f"model.arch: '{arch}' cannot train with differential privacy ([train.dp]): "
                               f"{reasons}; choose a model without BatchNorm (mlp, cnn)")
 
