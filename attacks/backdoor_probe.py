@@ -12,6 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 from attacks.backdoor import athena_test
+from audit.config.rule_paths import paths
 from audit.core.probes import ProbeContext, SectionProbe
 from audit.core.registry import PROBES
 from audit.engine.observe import StoredObservations
@@ -19,6 +20,9 @@ from audit.engine.job import Plan
 from audit.stats.basics import clopper_pearson_upper
 
 VERSION = "1"
+# a method's entry: athena_test (attacks.backdoor) and its verdict
+NUMBERS = ("verdict", "decision", "alpha", "backdoor_rate", "base_rate", "p_value", "power", "queries", "rejected",
+           "successes", "threshold")
 
 
 def _successes(observations: StoredObservations, keys: list[str], target: int) -> list[int]:
@@ -66,3 +70,6 @@ class Backdoor(SectionProbe):
 
     def section(self, context: ProbeContext) -> dict[str, Any]:
         return backdoor_results(context.spec, context.plan, context.observations)
+
+    def rule_paths(self, spec: Any) -> set[str]:
+        return paths(dict.fromkeys(NUMBERS), "backdoor")

@@ -9,6 +9,7 @@ import numpy as np
 
 from attacks import relearn_stats
 from attacks.relearn import VERSION, checkpoint_steps
+from audit.config.rule_paths import SUMMARY, Shape, paths
 from audit.core.probes import REFERENCE, ProbeContext, SectionProbe
 from audit.core.registry import PROBES
 from audit.engine.job import Plan
@@ -20,6 +21,14 @@ CURVES = {  # per task: the measure recovery is computed on, then the curves rep
     "classification": ("forget_accuracy", "forget_phi", "test_accuracy"),
     "generation": ("forgotten_rate",),  # DiMRA: the judge's share of the forgotten class in the samples
 }
+
+RETAIN: Shape = {  # relearn_stats.recovery_curves, on the first of CURVES
+    "n_models": None, "recovery": {"value": None, "n": None, "budget": None}, "gain": {"value": None},
+    "above": {"mean_gap": SUMMARY, "p_t": None, "p_wilcoxon": None, "alpha": None, "above": None},
+}
+_STEPS = {**SUMMARY, "censored": None}
+FEW_SHOT: Shape = {"few_shot": {"decision": None, "median_ratio": None, "max_steps": None, "unlearned": _STEPS,
+                                "retrained": _STEPS, "faster": {"p": None, "faster": None, "alpha": None}}}
 
 
 def _bounds(curve: str) -> tuple[float, float] | None:
@@ -89,3 +98,14 @@ class Relearning(SectionProbe):
 
     def section(self, context: ProbeContext) -> dict[str, Any]:
         return relearn_results(context.spec, context.plan, context.store)
+
+    def rule_paths(self, spec: Spec) -> set[str]:
+        """Both attacks' numbers, run or not (a rule on one not run says what to add); no few-shot
+        attack on generators."""
+        return paths({**RETAIN, **(FEW_SHOT if spec.task.kind == "classification" else {})}, "relearn")
+
+    def why_absent(self, spec: Spec, path: tuple[str, ...]) -> str | None:
+        attack = "few_shot" if path[1] == "few_shot" else "retain"
+        if attack not in spec.relearn.run:
+            return f"the {attack} relearning attack was not run; add {attack!r} to relearn.run"
+        return None

@@ -1,9 +1,9 @@
 """The policy: rules over probe numbers, each giving PASS, FAIL or INCONCLUSIVE, and the verdict.
 
 A rule reads one number of one method's results, `<path> <op> <threshold>`, for example
-`equivalence.tost.MIA == "equivalent"` or `mia.ulira.auc <= 0.55`. The path starts with
-`equivalence`, `mia` or `metrics` and walks that method's entry of the same section of
-results.json. A rule only PASSes or FAILs when the number could have decided it:
+`equivalence.tost.MIA == "equivalent"` or `mia.ulira.auc <= 0.55`. The path starts with a
+section's name (SECTIONS) and walks that method's entry of the same section of results.json; a
+path no section declares is refused when the spec is validated (audit.config.rule_paths). A rule only PASSes or FAILs when the number could have decided it:
 
 - a number with a 95 % interval (`ci95`) passes when the whole interval satisfies the rule
   and fails when none of it does; an interval across the threshold is INCONCLUSIVE;
@@ -24,8 +24,9 @@ import math
 import operator
 import re
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Callable
 
+from audit.config.rule_paths import NUMBER_KEYS
 from audit.stats import power
 from audit.core.errors import SalunInputError
 from audit.core.params import shown
@@ -130,7 +131,10 @@ def _why_absent(section: str, namespace: dict[str, Any]) -> str:
     return _ABSENT[section]
 
 
-def _lookup(namespace: dict[str, Any], rule: Rule) -> tuple[Any, dict[str, Any], str]:
+Explain = Callable[[tuple[str, ...]], "str | None"]  # why a declared number is absent, if its section says
+
+
+def _lookup(namespace: dict[str, Any], rule: Rule, explain: Explain | None = None) -> tuple[Any, dict[str, Any], str]:
     """(node at the rule's path, its parent, its key); _Missing says why it is absent."""
     section = rule.path[0]
     node = namespace.get(section)
@@ -139,8 +143,9 @@ def _lookup(namespace: dict[str, Any], rule: Rule) -> tuple[Any, dict[str, Any],
     parent, key = namespace, section
     for depth, part in enumerate(rule.path[1:], start=1):
         if not isinstance(node, dict) or part not in node:
-            if section == "mia" and depth == 1:
-                raise _Missing(f"attack {part!r} was not run; add it to attacks.run")
+            why = explain(rule.path) if explain is not None else None
+            if why:
+                raise _Missing(why)
             known = sorted(node) if isinstance(node, dict) else []
             close = difflib.get_close_matches(part, known, n=1)
             hint = f"; did you mean {close[0]!r}?" if close else (f"; known: {', '.join(known)}" if known else "")
@@ -152,7 +157,7 @@ def _lookup(namespace: dict[str, Any], rule: Rule) -> tuple[Any, dict[str, Any],
 def _value_of(node: Any) -> tuple[Any, list[float] | None]:
     """A leaf's value and its 95 % interval: dicts carry them as value/decision/mean and ci95."""
     if isinstance(node, dict):
-        for name in ("decision", "value", "mean"):
+        for name in NUMBER_KEYS:
             if name in node:
                 return node[name], node.get("ci95")
         raise _Missing(f"a table, not a number (it holds {', '.join(sorted(node))})")
@@ -230,11 +235,12 @@ def _what_decides(node: Any, parent: dict[str, Any], value: float, rule: Rule) -
     return f"about {needed} models per population would decide it, if the estimate stays"
 
 
-def evaluate_rule(rule: Rule, namespace: dict[str, Any]) -> dict[str, Any]:
-    """One rule on one method's numbers: the verdict with its value, threshold and reason."""
+def evaluate_rule(rule: Rule, namespace: dict[str, Any], explain: Explain | None = None) -> dict[str, Any]:
+    """One rule on one method's numbers: the verdict with its value, threshold and reason; `explain`
+    says why a number is absent where the probe knows (audit.core.probes.ProbeSections.why_absent)."""
     row = {"rule": rule.text, "probe": ".".join(rule.path), "op": rule.op, "threshold": rule.threshold}
     try:
-        node, parent, key = _lookup(namespace, rule)
+        node, parent, key = _lookup(namespace, rule, explain)
         verdict, value, interval, reason = _judge(rule, node, parent, key)
     except _Missing as missing:
         verdict, value, interval, reason = INCONCLUSIVE, None, None, str(missing)
@@ -293,14 +299,14 @@ def overall_verdict(methods: dict[str, dict[str, Any]]) -> tuple[str, str]:
 
 
 def apply_policy(rules: tuple[str, ...], namespaces: dict[str, dict[str, Any]], methods: dict[str, str],
-                 extra: list[dict[str, Any]] = ()) -> dict[str, Any]:
+                 extra: list[dict[str, Any]] = (), explain: Explain | None = None) -> dict[str, Any]:
     """Every rule on every method. `namespaces`: label -> {equivalence, mia, metrics} of that
     method; `methods`: label -> registered method name (to recognise the controls); `extra`:
-    rows already decided elsewhere (a method that diverged)."""
+    rows already decided elsewhere (a method that diverged); `explain`: see evaluate_rule."""
     parsed = [parse_rule(text, f"policy.rules[{i}]") for i, text in enumerate(rules)]
     rows = list(extra)
     for label, namespace in namespaces.items():
-        rows += [{"method": label, **evaluate_rule(rule, namespace)} for rule in parsed]
+        rows += [{"method": label, **evaluate_rule(rule, namespace, explain)} for rule in parsed]
     per_method = {}
     for label, method in methods.items():
         own = [row for row in rows if row["method"] == label]

@@ -18,7 +18,9 @@ from pydantic import BaseModel, Field, PrivateAttr, ValidationInfo, field_valida
 
 from audit.core.errors import SalunInputError
 from audit.core.params import input_error, shown, validate_keywords
-from audit.config.policy import BACKDOOR_RULE, DEFAULT_RULES, GENERATION_RULES, RELEARN_RULE, SUBJECT_RULES
+from audit.config.policy import BACKDOOR_RULE, DEFAULT_RULES, GENERATION_RULES, RELEARN_RULE, SUBJECT_RULES, parse_rule
+from audit.config.rule_paths import check_rule_paths
+from audit.core.probes import declared_rule_paths
 from audit.core.registry import GENERATION_UNLEARNERS, UNLEARNERS, allow_plugins
 from audit.config.sections import (
     ATTACK_NAMES, EXECUTION_FIELDS, AttacksSection, AuditSection, BackdoorSection, DataSection, EquivalenceSection,
@@ -129,6 +131,12 @@ class Spec(Section):
             raise SalunInputError("backdoor.fraction: backdoor verification runs on classifiers only")
         if "few_shot" in self.relearn.run:
             raise SalunInputError('relearn.run: a generation audit runs DiMRA ("retain"), not "few_shot"')
+        return self
+
+    @model_validator(mode="after")
+    def _rules_read_numbers(self) -> "Spec":
+        """Every rule names a number this audit's sections declare, before anything is trained."""
+        check_rule_paths([parse_rule(text).path for text in self.policy.rules], declared_rule_paths(self))
         return self
 
     @field_validator("unlearners", mode="before")

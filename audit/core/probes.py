@@ -7,6 +7,13 @@ also its namespace in the policy's rules (`mia.ulira.auc <= 0.55`). A task famil
 section of every registered probe its spec enables ({} for the others) and places each where
 its envelope puts it.
 
+A probe may also say which numbers its rules can read, `rule_paths(spec) -> set[str] | None`
+(dotted paths from its name, `*` for a key of any name: audit.config.rule_paths), so that a
+misspelt rule is refused when the spec is validated (None, or no such method: its rules are
+read as they come), and why a path it declares is absent for a method after the run,
+`why_absent(spec, path) -> str | None`. A task family declares its own sections (equivalence,
+metrics) the same way, as `rule_paths(spec) -> {section: set[str]}` on its results builder.
+
 A membership-inference attack from a plugin registers in `ATTACKS` (entry-point group
 `salun.attacks`) as a class, instantiated without arguments, or as an instance, implementing
 `MembershipAttack`; naming it in `attacks.run` makes the MIA probe score the forget set
@@ -15,13 +22,18 @@ A membership-inference attack from a plugin registers in `ATTACKS` (entry-point 
 
 from __future__ import annotations
 
+import logging
+import time
+from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, Iterator, Protocol, runtime_checkable
 
 import numpy as np
 
 from audit.core.errors import SalunInputError
-from audit.core.registry import ATTACKS, PROBES
+from audit.core.registry import ATTACKS, PROBES, TASKS
+
+log = logging.getLogger("salun")
 REFERENCE = "retrain (reference)"  # the reference retrains among the targets of plan.relearned
 
 
@@ -101,14 +113,48 @@ def membership_attack(name: str, path: str = "attacks.run") -> MembershipAttack:
     return attack
 
 
+def probe_instances() -> dict[str, Probe]:
+    """Every registered probe, by the name of its section."""
+    return {name: probe() if isinstance(probe, type) else probe for name, probe in PROBES}
+
+
+def declared_rule_paths(spec: Any) -> dict[str, set[str] | None]:
+    """Section -> the paths of the numbers it gives the policy under `spec`, from the task family's
+    results builder and each probe; None where a probe does not say."""
+    own = getattr(TASKS.get(spec.task.kind, "task.kind").results, "rule_paths", None)
+    declared: dict[str, set[str] | None] = dict(own(spec)) if own is not None else {}
+    for name, probe in probe_instances().items():
+        declare = getattr(probe, "rule_paths", None)
+        declared[name] = declare(spec) if declare is not None else None
+    return declared
+
+
+@contextmanager
+def timed_section(name: str, seconds: dict[str, float], saying: str | None = None) -> Iterator[None]:
+    """Build section `name`, saying so (`saying`, else "computing <name>"), into `seconds[name]`."""
+    log.info("%s", saying or f"computing {name}")
+    started = time.perf_counter()
+    yield
+    seconds[name] = time.perf_counter() - started
+
+
 class ProbeSections:
-    """The section of every registered probe for one audit."""
+    """The section of every registered probe for one audit, each with the seconds it took."""
 
     def __init__(self, context: ProbeContext):
-        self.probes: dict[str, Probe] = {name: probe() if isinstance(probe, type) else probe
-                                         for name, probe in PROBES}
-        self.sections = {name: probe.section(context) if probe.enabled(context.spec) else {}
-                         for name, probe in self.probes.items()}
+        self.context = context
+        self.probes = probe_instances()
+        enabled = [name for name, probe in self.probes.items() if probe.enabled(context.spec)]
+        self.sections: dict[str, dict[str, Any]] = {name: {} for name in self.probes}
+        self.seconds: dict[str, float] = {}
+        for position, name in enumerate(enabled, start=1):
+            with timed_section(name, self.seconds, f"scoring {name} ({position} of {len(enabled)} probes)"):
+                self.sections[name] = self.probes[name].section(context)
+
+    def why_absent(self, path: tuple[str, ...]) -> str | None:
+        """Why a number the probe of `path` declares is absent for a method, if the probe says."""
+        explain = getattr(self.probes.get(path[0]), "why_absent", None)
+        return explain(self.context.spec, path) if explain is not None else None
 
     def namespace(self, label: str) -> dict[str, Any]:
         """What each probe gives the policy for method `label`."""

@@ -96,7 +96,10 @@ def test_tost_decision_separates_equivalent_different_and_underpowered():
 def test_numbers_that_were_not_computed_are_inconclusive_and_say_why():
     assert "attacks.run is empty" in judge("mia.ulira.auc <= 0.55", {"mia": None})["reason"]
     row = judge("mia.ulira.auc <= 0.55", {"mia": {"lira_offline": {}}})
-    assert row["verdict"] == INCONCLUSIVE and "attack 'ulira' was not run" in row["reason"]
+    assert row["verdict"] == INCONCLUSIVE and row["reason"] == "no number at mia.ulira; known: lira_offline"
+    told = evaluate_rule(parse_rule("mia.ulira.auc <= 0.55"), {"mia": {"lira_offline": {}}},
+                         explain=lambda path: f"{path[1]} was not run" if path[1] == "ulira" else None)
+    assert told["verdict"] == INCONCLUSIVE and told["reason"] == "ulira was not run"  # the probe knows why
     row = judge("equivalence.neurips2023.eps_medain <= 2", {"equivalence": {"neurips2023": {"eps_median": 1.0}}})
     assert row["verdict"] == INCONCLUSIVE and "did you mean 'eps_median'?" in row["reason"]
 

@@ -12,16 +12,37 @@ from audit.stats.consistency import consistency_test
 from audit.results.describe import limitations, tests_run
 from audit.stats.equivalence import NEURIPS2023_VERSION, method_equivalence
 from audit.core.errors import SalunInputError
-from audit.core.probes import ProbeContext, ProbeSections
+from audit.core.probes import ProbeContext, ProbeSections, timed_section
 from audit.tasks.classification.metrics import METRICS, avg_gap, classification_metrics
 from audit.engine.observe import StoredObservations
 from audit.engine.job import Plan
 from audit.config.policy import DEFAULT_RULES, apply_policy
+from audit.config.rule_paths import SUMMARY, TOST, Shape, paths
 from audit.config.spec import Spec
 from audit.engine.store import Store
 from audit.results.common import document, manifest_of, method_table, probe_verdicts, sizes, summaries, forget_digest
 
 SECTIONS = ("mia", "equivalence", "relearn", "backdoor")  # results.json's probe sections, in order
+_KS = ("alpha", "fraction_different", "median_statistic", "min_p_value", "n_examples", "n_models")
+_PERMUTATION = ("alpha", "fraction_different", "median_abs_effect", "min_p_value", "resamples")
+_CONSISTENCY = ("alpha", "fraction_different", "fraction_higher", "fraction_lower", "median_abs_t",
+                "n_reference_models", "n_examples")
+EQUIVALENCE: Shape = {  # method_equivalence, or a single model's consistency test
+    "n_models": None, "n_examples": None, "n_reference_models": None, "resolution": None,
+    "high_confidence": dict.fromkeys(("alpha", "delta", "fraction_positive", "max_certifiable", "median", "q90",
+                                      "q99", "n_bounding_retrained", "n_bounding_unlearned", "n_per_side_bounding")),
+    "neurips2023": {"eps_median": None, "eps_q90": None, "final_score": None, "forget_score": None,
+                    "null": {"eps_median": None, "eps_q90": None}},
+    "per_example": {"alpha": None, "ks": dict.fromkeys(_KS), "permutation": dict.fromkeys(_PERMUTATION),
+                    "consistency": dict.fromkeys(_CONSISTENCY)},
+    "tost": {name: TOST for name in METRICS},
+}
+
+
+def rule_paths(spec: Spec) -> dict[str, set[str]]:
+    """The numbers of this family's own sections a rule can read."""
+    return {"metrics": paths({name: SUMMARY for name in (*METRICS, "avg_gap", "runtime_s")}, "metrics"),
+            "equivalence": paths(EQUIVALENCE, "equivalence")}
 
 
 def _metrics_of(store: Store, plan: Plan, model_key: str, data: AuditData, spec: Spec) -> dict[str, float] | None:
@@ -49,19 +70,21 @@ def build_results(spec: Spec, data: AuditData, plan: Plan, store: Store, device:
         reference = retrained_mean if spec.subject is not None else reference_of_seed[seed]
         return None if values is None else {**values, "avg_gap": avg_gap(values, reference)}
 
-    for label, keys in plan.unlearned.items():
-        metrics[label], probe, rule = method_table(label, keys, values_of, (*METRICS, "avg_gap"), plan, store,
-                                                   sizes(data))
-        probes.append(probe)
-        verdicts.append(rule)
-    observations = StoredObservations(store, plan, data)
-    found = ProbeSections(ProbeContext(spec, data, plan, store, observations))
-    equivalence = equivalence_results(spec, data, plan, store, metrics, summaries(references, METRICS))
+    seconds: dict[str, float] = {}
+    with timed_section("metrics", seconds):
+        for label, keys in plan.unlearned.items():
+            metrics[label], probe, rule = method_table(label, keys, values_of, (*METRICS, "avg_gap"), plan, store,
+                                                       sizes(data))
+            probes.append(probe)
+            verdicts.append(rule)
+    found = ProbeSections(ProbeContext(spec, data, plan, store, StoredObservations(store, plan, data)))
+    with timed_section("equivalence", seconds, "computing the retrain-equivalence tests"):
+        equivalence = equivalence_results(spec, data, plan, store, metrics, summaries(references, METRICS))
     namespaces = {label: {"equivalence": equivalence.get(label), "metrics": metrics[label], **found.namespace(label)}
                   for label in plan.unlearned}
     methods = {label: section.method for label, section in spec.unlearners.items()}
     methods |= {label: "checkpoint" for label in (spec.subject.unlearned if spec.subject is not None else {})}
-    decided = apply_policy(spec.policy.rules, namespaces, methods, verdicts)
+    decided = apply_policy(spec.policy.rules, namespaces, methods, verdicts, explain=found.why_absent)
     probes += found.entries({"equivalence": _equivalence_probes(equivalence)}, SECTIONS)
     probe_verdicts(probes, decided["verdicts"])
     populations = {"original": summaries(originals, METRICS), "reference_retrain": summaries(references, METRICS)}
@@ -75,9 +98,14 @@ def build_results(spec: Spec, data: AuditData, plan: Plan, store: Store, device:
     manifest = {**manifest_of(spec, data, plan, device), "command": command,
                 **({"subject": _subject_checkpoints(plan, store)} if spec.subject is not None else {})}
     mia = found.sections["mia"]
-    return document(spec, manifest, scope, populations, metrics, found.in_order({"equivalence": equivalence}, SECTIONS),
-                    probes, decided, DEFAULT_RULES, tests_run(spec, scope, mia, equivalence),
-                    limitations(spec, mia, equivalence, decided["verdicts"], methods))
+    results = document(spec, manifest, scope, populations, metrics,
+                       found.in_order({"equivalence": equivalence}, SECTIONS), probes, decided, DEFAULT_RULES,
+                       tests_run(spec, scope, mia, equivalence), limitations(spec, mia, equivalence,
+                                                                             decided["verdicts"], methods))
+    return {**results, "wall_time_s": {**seconds, **found.seconds}}
+
+
+build_results.rule_paths = rule_paths  # type: ignore[attr-defined]  (audit.core.probes.declared_rule_paths)
 
 
 def paired_by_seed(obs: StoredObservations, keys: list[str], retrains: list[str]) -> tuple[list[str], list[str]]:

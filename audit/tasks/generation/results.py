@@ -12,11 +12,12 @@ from audit.data.datasets import AuditData
 from audit.results.describe import generation_limitations, generation_tests_run
 from audit.stats.equivalence import metric_tost
 from audit.core.errors import SalunInputError
-from audit.core.probes import REFERENCE, ProbeContext, ProbeSections
+from audit.core.probes import REFERENCE, ProbeContext, ProbeSections, timed_section
 from audit.tasks.generation.metrics import class_accuracy, forgotten_class_probability, frechet_distance, softmax, ua_generation
 from audit.engine.job import Plan
 from audit.engine.observe import StoredObservations
 from audit.config.policy import GENERATION_RULES, apply_policy
+from audit.config.rule_paths import SUMMARY, TOST, paths
 from audit.results.common import document, forget_digest, manifest_of, method_table, probe_verdicts, sizes, summaries
 from audit.config.spec import Spec
 from audit.engine.store import Store
@@ -24,6 +25,13 @@ from audit.engine.store import Store
 GENERATION_METRICS = ("UA", "forgotten_probability", "retained_accuracy", "FID")
 EQUIVALENCE_METRICS = ("UA", "forgotten_probability", "retained_accuracy")  # fractions: a margin applies
 SECTIONS = ("mia", "equivalence", "relearn", "backdoor", "generation")  # results.json's sections, in order
+
+
+def rule_paths(spec: Spec) -> dict[str, set[str]]:
+    """The numbers of this family's own sections a rule can read."""
+    equivalence = {"n_models": None, "n_samples_per_model": None, "tost": {name: TOST for name in EQUIVALENCE_METRICS}}
+    return {"metrics": paths({name: SUMMARY for name in (*GENERATION_METRICS, "runtime_s")}, "metrics"),
+            "equivalence": paths(equivalence, "equivalence")}
 
 
 def sample_metrics(arrays: dict[str, np.ndarray], forgotten: int, num_classes: int) -> dict[str, float]:
@@ -75,21 +83,26 @@ def build_generation_results(spec: Spec, data: AuditData, plan: Plan, store: Sto
                                   "try a smaller generation.lr")
         populations[name] = summaries(rows, GENERATION_METRICS)
     n_examples = {"samples_per_class": spec.generation.samples, **sizes(data)}
-    metrics, probes, verdicts, equivalence = {}, [], [], {}
-    for label, keys in plan.unlearned.items():
-        metrics[label], probe, rule = method_table(label, keys, values_of, GENERATION_METRICS, plan, store, n_examples)
-        probes.append(probe)
-        verdicts.append(rule)
-        if metrics[label]["UA"]["n"] >= 2 and len(plan.retrains) >= 2:
-            equivalence[label] = {"n_models": metrics[label]["UA"]["n"], "n_samples_per_model": spec.generation.samples,
-                                  "tost": metric_tost(metrics[label], populations["reference_retrain"], EQUIVALENCE_METRICS,
-                                                      spec.equivalence, "generation", label)}
+    metrics, probes, verdicts, equivalence, seconds = {}, [], [], {}, {}
+    with timed_section("metrics", seconds):
+        for label, keys in plan.unlearned.items():
+            metrics[label], probe, rule = method_table(label, keys, values_of, GENERATION_METRICS, plan, store,
+                                                       n_examples)
+            probes.append(probe)
+            verdicts.append(rule)
+    with timed_section("equivalence", seconds, "computing the retrain-equivalence tests"):
+        for label in plan.unlearned:
+            if metrics[label]["UA"]["n"] >= 2 and len(plan.retrains) >= 2:
+                equivalence[label] = {
+                    "n_models": metrics[label]["UA"]["n"], "n_samples_per_model": spec.generation.samples,
+                    "tost": metric_tost(metrics[label], populations["reference_retrain"], EQUIVALENCE_METRICS,
+                                        spec.equivalence, "generation", label)}
     found = ProbeSections(ProbeContext(spec, data, plan, store, StoredObservations(store, plan, data)))
     relearn = found.sections["relearn"]
     namespaces = {label: {"equivalence": equivalence.get(label), "metrics": metrics[label], **found.namespace(label)}
                   for label in plan.unlearned}
     methods = {label: section.method for label, section in spec.unlearners.items()}
-    decided = apply_policy(spec.policy.rules, namespaces, methods, verdicts)
+    decided = apply_policy(spec.policy.rules, namespaces, methods, verdicts, explain=found.why_absent)
     probes += found.entries({"equivalence": [
         {"id": "equivalence", "version": "1", "method": label, "n_models": entry["n_models"], "n_examples": n_examples,
          "stats": {f"tost_{k}": t["decision"] for k, t in entry["tost"].items()}}
@@ -105,9 +118,13 @@ def build_generation_results(spec: Spec, data: AuditData, plan: Plan, store: Sto
     generation = _generation_section(spec, plan, store, data, arrays_of, forgotten)
     manifest = {**manifest_of(spec, data, plan, device), "judge": plan.judge, "command": command}
     sections = found.in_order({"equivalence": equivalence, "generation": generation}, SECTIONS)
-    return document(spec, manifest, scope, populations, metrics, sections, probes, decided, GENERATION_RULES,
-                    generation_tests_run(spec, scope, equivalence, relearn),
-                    generation_limitations(spec, equivalence, decided["verdicts"], methods))
+    results = document(spec, manifest, scope, populations, metrics, sections, probes, decided, GENERATION_RULES,
+                       generation_tests_run(spec, scope, equivalence, relearn),
+                       generation_limitations(spec, equivalence, decided["verdicts"], methods))
+    return {**results, "wall_time_s": {**seconds, **found.seconds}}
+
+
+build_generation_results.rule_paths = rule_paths  # type: ignore[attr-defined]  (audit.core.probes.declared_rule_paths)
 
 
 def _generation_section(spec: Spec, plan: Plan, store: Store, data: AuditData, arrays_of: Any,
