@@ -8,8 +8,11 @@ from typing import Any
 from jinja2 import Environment, PackageLoader, StrictUndefined, UndefinedError, select_autoescape
 
 from audit.core.files import write_text_atomic
-from reports.numbers import PERCENT, interval, number, summary
-from reports.plots import epsilon_figure, histogram_figure, relearn_figure, roc_figure, sample_grid_figure
+from reports import across_methods as across
+from reports.numbers import EPSILON_CAP, PERCENT, epsilon, interval, number, summary
+from reports.plots import (epsilon_figure, histogram_clipping, histogram_figure, relearn_figure, roc_figure,
+                           sample_grid_figure)
+from reports.thumbnails import exposed_figure, has_thumbnails
 from reports.summary import GLOSSARY, MEANING, audited_sentence, verdict_grid
 from reports.text import rendering, xml_safe
 
@@ -29,9 +32,16 @@ def _environment() -> Environment:
     env.filters["summary"] = summary
     env.filters["interval"] = interval
     env.filters["number"] = number
+    env.filters["epsilon"] = epsilon
     env.globals.update(roc_figure=roc_figure, histogram_figure=histogram_figure, epsilon_figure=epsilon_figure,
                        relearn_figure=relearn_figure, sample_grid_figure=sample_grid_figure,
-                       verdict_grid=verdict_grid, audited_sentence=audited_sentence, meaning=MEANING, glossary=GLOSSARY)
+                       histogram_clipping=histogram_clipping, exposed_figure=exposed_figure,
+                       has_thumbnails=has_thumbnails, comparison_roc_figure=across.comparison_roc_figure,
+                       comparison_attacks=across.comparison_attacks, comparison_targets=across.targets,
+                       tradeoff_figure=across.tradeoff_figure, privacy_measure=across.privacy_measure,
+                       per_class_rows=across.per_class_rows, headline_attack=across.headline_attack,
+                       epsilon_cap=EPSILON_CAP, verdict_grid=verdict_grid, audited_sentence=audited_sentence,
+                       meaning=MEANING, glossary=GLOSSARY)
     return env
 
 

@@ -1,5 +1,6 @@
 """The default example's report as HTML, PDF and JUnit, and what a reader's tools see in them."""
 
+import base64
 import copy
 import os
 import re
@@ -18,7 +19,8 @@ from reports import pdf
 from reports.html import render_html
 from reports.junit import render_junit
 
-SECTIONS = ("1. Verdict", "2. Scope", "3. Findings per method", "4. Method", "5. Limitations", "6. Reproduction")
+SECTIONS = ("1. Verdict", "2. Scope", "3. Findings", "4. Method", "5. Limitations", "6. Reproduction")
+APPENDICES = ("Appendix A: findings per method", "Appendix B: every rule's reason", "Appendix C: glossary")
 HOSTILE = "<script>alert(1)</script>"
 
 
@@ -45,12 +47,42 @@ def test_the_pdf_has_every_section_in_order_with_numbered_pages_and_contents(def
     assert results["manifest"]["spec_digest"][:32] in "".join(pages[starts[5]:]).replace("\n", "")
 
 
+def test_the_pdf_gives_the_cross_method_findings_first_and_each_method_in_an_appendix(default_example):
+    results, out = default_example
+    pages = pdf_pages(out / "report.pdf")
+    appendices = [next(i for i, text in enumerate(pages) if heading in text) for heading in APPENDICES]
+    reproduction = next(i for i, text in enumerate(pages) if "6. Reproduction" in text)
+    assert appendices == sorted(appendices) and appendices[0] > reproduction
+    main = "\n".join(pages[:appendices[0]])
+    assert "privacy against utility" in main and "ROC of every target" in main
+    details = "\n".join(pages[appendices[0]:appendices[1] + 1])
+    for label in results["metrics"]:
+        assert f"{label}: {results['method_verdicts'][label]['verdict']}" in details
+    assert "the forget examples ulira scores highest" in details  # thumbnails of the digits
+    assert len(pages) <= 26, len(pages)  # 27 pages before the per-method findings moved to an appendix
+
+
+def test_the_report_shows_the_most_exposed_examples_pixel_for_pixel(default_example):
+    results, out = default_example
+    html = (out / "report.html").read_text()
+    exposed = results["mia"]["methods"]["salun"]["ulira"]["most_exposed"]
+    block = html.split("<h3>salun:", 1)[1].split("<h3>", 1)[0]
+    figure = block.split('<figure class="exposed">', 1)[1].split("</figure>", 1)[0]
+    images = re.findall(r'data:image/png;base64,([A-Za-z0-9+/=]+)', figure)
+    assert len(images) == len(exposed) == 10
+    for entry, image in zip(exposed, images):
+        assert entry["image"]["shape"] == [1, 8, 8] and entry["image"]["dtype"] == "uint8"
+        stored = np.frombuffer(base64.b64decode(entry["image"]["base64"]), np.uint8).reshape(1, 8, 8)
+        assert (png_pixels(base64.b64decode(image)) == np.repeat(stored, 3, axis=0).transpose(1, 2, 0)).all()
+        assert f"#{entry['index']} · {entry['label']}" in figure
+
+
 def test_the_html_is_one_file_with_nothing_to_fetch(default_example):
     results, out = default_example
     html = (out / "report.html").read_text()
     for namespace in ("http://www.w3.org/2000/svg", "http://www.w3.org/1999/xlink"):
         html = html.replace(namespace, "")
-    assert not re.search(r"""(src|href)\s*=\s*["'](?!#)""", html), "a resource outside the file"
+    assert not re.search(r"""(src|href)\s*=\s*["'](?!#|data:image/png;base64,)""", html), "a resource outside the file"
     assert "http://" not in html and "https://" not in html and "<script" not in html and "@import" not in html
     assert '<meta name="viewport"' in html and "@media print" in html
     assert html.count("<svg") >= len(results["metrics"])
