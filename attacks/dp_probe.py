@@ -83,7 +83,9 @@ def dp_results(context: ProbeContext) -> dict[str, Any]:
     gap = {"value": value, "population": where, "confidence": 1 - spec.attacks.alpha,
            "why": "an honest lower bound never exceeds the true ε: below 0, the privacy accounting or the training "
                   "is wrong"}
-    return {"version": VERSION, "settings": spec.train.dp.model_dump(mode="json"), "alpha": spec.attacks.alpha,
+    opacus = next((p["accountant_epsilon"]["opacus"] for p in populations.values() if p["accountant_epsilon"]), None)
+    return {"version": VERSION, "settings": spec.train.dp.model_dump(mode="json"), "opacus": opacus,
+            "alpha": spec.attacks.alpha,
             "alpha_per_bound": alpha, "populations": populations, "epsilon_gap": gap,
             "methods": {label: {"epsilon_gap": gap} for label in plan.unlearned}}
 
