@@ -1,7 +1,7 @@
 """The `salun` command.
 
-Exit codes: 0 pass, 1 a gate failed (or `verify` found a difference), 2 bad input,
-3 inconclusive (with --gate), 4 an internal error (its traceback saved to a file), 130 interrupted.
+Exit codes: 0 pass, 1 a gate failed (or `verify` found a difference, or `compare` a method that got worse),
+2 bad input, 3 inconclusive (with --gate), 4 an internal error (its traceback saved to a file), 130 interrupted.
 """
 
 from __future__ import annotations
@@ -22,7 +22,8 @@ from audit.core.errors import SalunInputError
 EXIT_PASS, EXIT_FAIL, EXIT_INPUT, EXIT_INCONCLUSIVE, EXIT_INTERNAL, EXIT_INTERRUPTED = 0, 1, 2, 3, 4, 130
 REPORT_FILES = ("results.json", "report.html", "report.pdf", "junit.xml", "report.md")
 GATE_EXIT = {"PASS": EXIT_PASS, "FAIL": EXIT_FAIL, "INCONCLUSIVE": EXIT_INCONCLUSIVE}
-REPORT_FORMATS = ("html", "pdf", "junit", "markdown")
+REPORT_FORMATS = ("html", "pdf", "junit", "markdown", "csv")
+COMPARE_FORMATS = ("text", "markdown")
 
 log = logging.getLogger("salun")
 
@@ -76,6 +77,15 @@ def _parser() -> argparse.ArgumentParser:
     report.add_argument("results")
     report.add_argument("--format", default="html", help=f"comma-separated: {', '.join(REPORT_FORMATS)}")
     report.add_argument("--out", help="output folder (default: next to the results)")
+
+    compare = commands.add_parser("compare", help="what changed between two audits of the same request; "
+                                                  "exit 1 if a method got worse")
+    compare.add_argument("old", help="the earlier results.json")
+    compare.add_argument("new", help="the later results.json")
+    compare.add_argument("--format", choices=COMPARE_FORMATS, default="text")
+    compare.add_argument("--out", help="write the comparison to this file instead of printing it")
+    compare.add_argument("--force", action="store_true",
+                         help="compare audits of different requests (data, split or forget set)")
 
     verify = commands.add_parser("verify", help="rerun an audit from its results.json and compare every number")
     verify.add_argument("results")
@@ -197,6 +207,24 @@ def _report(args: argparse.Namespace) -> int:
     return EXIT_PASS
 
 
+def _compare(args: argparse.Namespace) -> int:
+    from audit.core.files import write_text_atomic, writing
+    from audit.results.document import load_results
+    from reports.compare import compare
+    from reports.compare_text import RENDERERS
+
+    old, new = load_results(Path(args.old)), load_results(Path(args.new))
+    comparison = compare(old, new, args.old, args.new, force=args.force)
+    text = RENDERERS[args.format](comparison)
+    if args.out:
+        with writing("--out", Path(args.out), "nothing else was written"):
+            write_text_atomic(Path(args.out), text)
+        print(f"wrote {args.out}")
+    else:
+        print(text, end="")
+    return EXIT_FAIL if comparison.worse else EXIT_PASS
+
+
 def _verify(args: argparse.Namespace) -> int:
     from audit.verify import format_differences, verify
 
@@ -276,7 +304,7 @@ def _store_gc(root: Path, args: argparse.Namespace) -> int:
 
 
 COMMANDS = {"audit": _audit, "validate": _validate, "list": _list, "check-plugin": _check_plugin, "init": _init,
-            "report": _report, "verify": _verify, "store": _store}
+            "report": _report, "compare": _compare, "verify": _verify, "store": _store}
 
 
 def _interrupt(signum, frame) -> None:
