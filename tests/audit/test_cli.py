@@ -110,3 +110,17 @@ def test_an_internal_error_is_one_line_with_the_traceback_saved(cli, monkeypatch
     saved = Path(line.split("the traceback is in ")[1].split(";")[0])
     assert "raise ZeroDivisionError" in saved.read_text()
     saved.unlink()
+
+
+def test_compare_reports_bad_input_as_one_line(cli, tmp_path):
+    code, _, err = cli("compare", str(tmp_path / "old.json"))
+    assert_one_clear_line(code, err, "new")
+    code, _, err = cli("compare", "old.json", "new.json", "--format", "html")
+    assert_one_clear_line(code, err, "--format")
+    code, _, err = cli("compare", str(tmp_path / "old.json"), str(tmp_path / "new.json"))
+    assert_one_clear_line(code, err, f"results file not found: {tmp_path / 'old.json'}")
+
+
+def test_report_offers_csv_among_its_formats(cli):
+    code, _, err = cli("report", "x.json", "--format", "xlsx")
+    assert_one_clear_line(code, err, "csv")
