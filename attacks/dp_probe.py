@@ -104,3 +104,8 @@ class DifferentialPrivacy(SectionProbe):
 
     def rule_paths(self, spec: Any) -> set[str]:
         return {"dp.epsilon_gap"}
+
+    def why_absent(self, spec: Any, path: tuple[str, ...]) -> str | None:
+        if not self.enabled(spec):
+            return "no differential privacy audit: [train.dp] is not set"
+        return "no population trained with DP has both an accountant's ε and an audited bound"
