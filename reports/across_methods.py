@@ -13,7 +13,7 @@ from reports.numbers import EPSILON_CAP, is_number
 from reports.plots import ROC_ATTACKS, NotDrawable, auc_label, drawn_or_noted, log_points, log_roc
 from reports.svg import Chart
 
-WIDE, TALL = 640, 330  # a cross-method figure spans the text column
+WIDE, TALL = 640, 290  # a cross-method figure spans the text column
 PALETTE = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#bcbd22", "#17becf",
            "#7f7f7f")
 POPULATIONS = {"original": ("#000", "-."), "reference_retrain": ("#777", ":")}  # colour, dash
@@ -34,6 +34,17 @@ def _interval(stats: Any, scale: float = 1.0) -> tuple[float, float] | None:
     return None
 
 
+def method_styles():
+    """(colour, dash, marker) of each method in turn: the palette solid with circles, then dashed
+    with triangles, and so on, so no two of up to 4 × 10 methods look alike."""
+    cycles = (("-", "circle"), ("--", "triangle"), (":", "circle"), ("-.", "triangle"))
+    for dash, marker in cycles:
+        for colour in PALETTE:
+            yield colour, dash, marker
+    while True:
+        yield "#555", "-", "circle"
+
+
 def targets(mia: dict[str, Any]) -> list[tuple[str, str, dict[str, Any]]]:
     """(label, kind, attacks) of every target population: the references, then each method."""
     populations = mia.get("populations") or {}
@@ -50,11 +61,11 @@ def comparison_attacks(mia: dict[str, Any]) -> list[str]:
 @drawn_or_noted
 def comparison_roc_figure(mia: dict[str, Any], attack: str, title: str) -> Markup:
     """One attack's log-log ROC on every target population that has it, each labelled with its AUC."""
-    curves, colours = [], iter(PALETTE * 4)
+    curves, styles = [], iter(method_styles())
     for label, kind, attacks in targets(mia):
         if attack not in attacks:
             continue
-        colour, dash = POPULATIONS[label] if kind == "population" else (next(colours), "-")
+        colour, dash, _ = next(styles) if kind == "method" else (*POPULATIONS[label], None)
         name = label.replace("_", " ") if kind == "population" else label
         curves.append((auc_label(name, attacks[attack]), log_points(attacks[attack]["roc"]["log"]), colour, dash))
     return log_roc(title, curves, legend_column=True, width=WIDE, height=TALL)
@@ -116,8 +127,8 @@ def tradeoff_figure(results: dict[str, Any], title: str) -> Markup:
         chart.hline(0.5, "#bbb", dash=":")
     for name, x in references:
         chart.vline(x, REFERENCE_COLOURS[name], f"{name.replace('_', ' ')} TA", dash="--")
-    for point, label, colour in zip(points, labels, PALETTE * 4):
-        chart.point(point["ta"], point["privacy"], colour, label, CONTROL_MARKERS.get(point["control"], "circle"),
+    for point, label, (colour, _, marker) in zip(points, labels, method_styles()):
+        chart.point(point["ta"], point["privacy"], colour, label, CONTROL_MARKERS.get(point["control"], marker),
                     xerr=point["ta_ci"], yerr=point["privacy_ci"])
     return chart.svg()
 
