@@ -156,3 +156,10 @@ def test_a_chart_with_a_legend_column_keeps_its_axes_clear_of_it():
     chart.axes([0, 1], [0, 1])
     chart.line([0, 1], [0, 1], "#000", "a rather long legend label")
     assert chart.right < 400 - 26 - 5.6 * len("a rather long legend label")
+
+
+def test_thirteen_methods_each_have_their_own_look():
+    methods = {f"m{k}": {"lira_offline": _attack(0.5)} for k in range(13)}
+    svg = str(comparison_roc_figure(_results(methods)["mia"], "lira_offline", "all"))
+    looks = re.findall(r'<path d="[^"]*" fill="none" stroke="([^"]+)" stroke-width="[\d.]+"((?: stroke-dasharray="[^"]+")?)/>', svg)
+    assert len(looks) == 2 + 13 + 1 and len(set(looks[2:15])) == 13  # the references, the methods, chance
