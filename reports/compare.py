@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from scipy import stats
+from scipy.special import stdtrit  # Student-t quantiles, without loading scipy.stats
 
 from audit.core.errors import SalunInputError
 from reports.frames import load_frames
@@ -268,5 +268,5 @@ def _paired_change(old: list[tuple[int, dict[int, float]]],
         shared = min(shared, len(seeds))
     if variance == 0:
         return total, total, total, int(shared)
-    half = float(stats.t.ppf(0.5 + CONFIDENCE / 2, variance ** 2 / welch)) * math.sqrt(variance)
+    half = float(stdtrit(variance ** 2 / welch, 0.5 + CONFIDENCE / 2)) * math.sqrt(variance)
     return total, total - half, total + half, int(shared)

@@ -109,6 +109,8 @@ def test_a_rules_number_is_judged_by_its_per_seed_change(audits, moved, status, 
     mean, low, high = _paired(values, list(np.add(values, moved)))
     assert (rule.delta, rule.delta_low, rule.delta_high) == pytest.approx((mean, low, high))
     assert rule.units == "3 paired seeds"
+    row = comparison.frame().set_index(["method", "rule"]).loc[("grad_ascent", "metrics.RA >= 0.9")]
+    assert (row["delta"], bool(row["worse"])) == (rule.delta, worse) and row["old_value"] == pytest.approx(np.mean(values))
     assert next(m for m in comparison.methods if m.method == "finetune").status == "unchanged"
 
 
