@@ -78,7 +78,8 @@ def _per_class(positives: np.ndarray, negatives: np.ndarray, labels: np.ndarray,
 
 def _most_exposed(positives: np.ndarray, data: AuditData) -> list[dict[str, Any]]:
     """The VULNERABLE forget examples with the highest mean score: pool index, label, score and,
-    for image data, the image as 8-bit pixels in the data's own units."""
+    for image data, the image as 8-bit pixels of the data's own units ([0, 1], as every built-in
+    image dataset loads them)."""
     mean = positives.mean(axis=0)
     order = np.argsort(-mean)[:VULNERABLE]
     index = data.pool_index[data.forget]
