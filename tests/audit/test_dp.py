@@ -101,6 +101,8 @@ def test_without_dp_no_job_carries_a_dp_parameter_and_with_a_sweep_only_dp_jobs_
     noises = {job.params["dp"]["noise_multiplier"] for job in plan.jobs if "dp" in job.params}
     assert noises == {0.5, 2.0}
     assert len(plan.dp["σ=2"]["models"]) == 2 and len(plan.dp["original"]["canary_models"]) == 2
+    # "DP training alone": each level's DP originals stand among the methods, compared with the retrains
+    assert plan.unlearned["dp_training σ=2"] == plan.dp["σ=2"]["models"] and "dp_training original" not in plan.unlearned
 
 
 def _audit(tmp_path, **train) -> dict:

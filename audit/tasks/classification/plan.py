@@ -25,10 +25,14 @@ from audit.nn.dp import check_compatible
 from audit.nn.models import build_model
 
 
+DP_METHOD = "dp_training"  # the method name of a sweep level's DP originals among the audited methods
+
+
 @dataclass
 class ClassificationPlan(Plan):
     # [train.dp]: population label -> {"noise_multiplier", "dp" (a job's setting, None: plain), "models",
-    # "canary_models"}; the audit's own originals are the population "original"
+    # "canary_models", "method": its label among plan.unlearned}; the audit's own originals are the population
+    # "original"
     dp: dict[str, dict[str, Any]] = field(default_factory=dict)
 
 
@@ -191,7 +195,8 @@ def _dp_populations(planned: _Jobs, seeds: list[int], originals: list[str]) -> d
                          for seed in range(count)] if dp.canaries else []
         noise = None if private is None else private.get("noise_multiplier")
         populations[label] = {"noise_multiplier": noise, "dp": private, "models": models,
-                              "canary_models": canary_models}
+                              "canary_models": canary_models,
+                              "method": f"{DP_METHOD} {label}" if label != "original" else None}
     return populations
 
 
@@ -215,12 +220,14 @@ def build_plan(spec: Spec, data: AuditData, device: torch.device) -> Plan:
     shadow_originals = [planned.trained("shadow", seed, data.pool_digest, seed, **planned.shadow_params(seed))
                         for seed in planned.shadows]
     unlearned = _unlearned(planned, seeds, originals)
+    dp = _dp_populations(planned, seeds, originals) if spec.train.dp is not None else {}
+    # "DP training alone": each sweep level's DP originals, compared with the retrains like a method's models
+    unlearned |= {entry["method"]: entry["models"] for entry in dp.values() if entry["method"]}
     shadow_unlearned = {}
     if "ulira" in spec.attacks.run:
         shadow_unlearned = {label: [planned.unlearn(label, section, seed, original)
                                     for seed, original in zip(planned.shadows, shadow_originals)]
                             for label, section in spec.unlearners.items()}
     relearned = _relearned(planned, seeds, originals, retrains, unlearned)
-    dp = _dp_populations(planned, seeds, originals) if spec.train.dp is not None else {}
     return ClassificationPlan(planned.jobs, originals, retrains, unlearned, planned.observation_of, seeds,
                               shadow_originals, shadow_unlearned, relearned, dp=dp)

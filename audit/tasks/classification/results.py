@@ -19,6 +19,7 @@ from audit.engine.job import Plan
 from audit.config.policy import DEFAULT_RULES, apply_policy
 from audit.config.rule_paths import SUMMARY, TOST, Shape, paths
 from audit.config.spec import Spec
+from audit.tasks.classification.plan import DP_METHOD
 from audit.engine.store import Store
 from audit.results.common import document, manifest_of, method_table, probe_verdicts, sizes, summaries, forget_digest
 
@@ -84,6 +85,7 @@ def build_results(spec: Spec, data: AuditData, plan: Plan, store: Store, device:
                   for label in plan.unlearned}
     methods = {label: section.method for label, section in spec.unlearners.items()}
     methods |= {label: "checkpoint" for label in (spec.subject.unlearned if spec.subject is not None else {})}
+    methods |= {entry["method"]: DP_METHOD for entry in getattr(plan, "dp", {}).values() if entry["method"]}
     decided = apply_policy(spec.policy.rules, namespaces, methods, verdicts, explain=found.why_absent)
     probes += found.entries({"equivalence": _equivalence_probes(equivalence)}, SECTIONS)
     probe_verdicts(probes, decided["verdicts"])
