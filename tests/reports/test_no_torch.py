@@ -12,7 +12,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 LIGHT_MODULES = ("audit.cli", "audit.results.document", "audit.results.schema", "reports.html", "reports.junit",
-                 "reports.markdown", "reports.pdf", "reports.plots", "reports.write")
+                 "reports.markdown", "reports.pdf", "reports.plots", "reports.write", "reports.frames",
+                 "reports.compare", "reports.compare_text")
 REFUSED = ("torch", "torchvision", "scipy", "unlearners", "attacks", "audit.pipeline", "audit.config",
            "audit.nn", "audit.data", "audit.stats", "audit.tasks", "audit.engine.execute")
 
