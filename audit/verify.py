@@ -6,7 +6,8 @@ bit-identical; on a GPU, nondeterministic kernels (atomic adds in cuDNN/cuBLAS r
 the last digits, and the comparison allows GPU_RTOL and GPU_ATOL.
 
 Left out of the comparison, because they differ between two honest runs:
-- wall-clock keys anywhere ("created", "runtime_s", "wall_time_s": audit.tasks.classification.results.TIMING_KEYS);
+- wall-clock keys anywhere ("created", "runtime_s", "wall_time_s": audit.results.document.TIMING_KEYS), among
+  them the seconds each section of results.json took to build (its top-level `wall_time_s`);
 - manifest.command and manifest.executor (how the run was started and where its jobs ran, not what
   it computed: every executor computes the same artifacts);
 - manifest.environment keys that describe the machine rather than the computation

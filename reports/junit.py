@@ -7,8 +7,9 @@ as a sound policy needs (identity FAILs a rule) is a passing case that says so; 
 that misbehaves is a failure. So a passing audit has no failure at all, and a failing one
 exactly one per failing rule of an audited method: its overall verdict is then told in the
 audit suite's output, not as one more failure. GitLab, GitHub test reporters and Jenkins read
-this shape. ElementTree escapes every user string; characters XML 1.0 cannot
-hold at all are replaced by U+FFFD.
+this shape. A rule's case takes the seconds results.json records for building the section
+its path reads (`wall_time_s`), a suite the sum of its cases. ElementTree escapes every user
+string; characters XML 1.0 cannot hold at all are replaced by U+FFFD.
 """
 
 from __future__ import annotations
@@ -27,8 +28,19 @@ def _text(value: Any) -> str:
     return xml_safe(value)
 
 
-def _case(suite: ET.Element, classname: str, name: str, verdict: str, message: str, detail: str) -> None:
-    case = ET.SubElement(suite, "testcase", classname=_text(classname), name=_text(name), time="0")
+def _seconds(value: float) -> str:
+    return f"{value:.3f}"
+
+
+def _section_seconds(results: dict[str, Any], row: dict[str, Any]) -> float:
+    """The recorded wall time of the section the rule's path reads; 0 where none was recorded."""
+    seconds = (results.get("wall_time_s") or {}).get(str(row.get("probe") or "").split(".")[0], 0.0)
+    return float(seconds) if isinstance(seconds, (int, float)) and seconds >= 0 else 0.0
+
+
+def _case(suite: ET.Element, classname: str, name: str, verdict: str, message: str, detail: str,
+          seconds: float = 0.0) -> None:
+    case = ET.SubElement(suite, "testcase", classname=_text(classname), name=_text(name), time=_seconds(seconds))
     if verdict == "FAIL":
         ET.SubElement(case, "failure", message=_text(message), type="FAIL").text = _text(detail)
     elif verdict == "INCONCLUSIVE":
@@ -37,7 +49,7 @@ def _case(suite: ET.Element, classname: str, name: str, verdict: str, message: s
         ET.SubElement(case, "system-out").text = _text(detail)
 
 
-def _rule_case(suite: ET.Element, method: str, row: dict[str, Any], expected: str | None) -> None:
+def _rule_case(suite: ET.Element, method: str, row: dict[str, Any], expected: str | None, seconds: float) -> None:
     """`expected`: the verdict a control must get (identity: FAIL); None for an audited method."""
     reason, verdict = row.get("reason") or "", row.get("verdict")
     detail = reason
@@ -49,7 +61,7 @@ def _rule_case(suite: ET.Element, method: str, row: dict[str, Any], expected: st
         message = f"value {_text(row.get('value'))}, threshold {row.get('op')} {_text(row.get('threshold'))}: {reason}"
     if verdict == "FAIL" and expected == "FAIL":
         verdict, detail = "PASS", f"the {method} control FAILs this rule, as a sound policy must: {message}"
-    _case(suite, f"salun.{method}", row["rule"], verdict, message, detail)
+    _case(suite, f"salun.{method}", row["rule"], verdict, message, detail, seconds)
 
 
 def _count(element: ET.Element) -> None:
@@ -58,7 +70,7 @@ def _count(element: ET.Element) -> None:
     element.set("failures", str(sum(len(c.findall("failure")) for c in cases)))
     element.set("errors", "0")
     element.set("skipped", str(sum(len(c.findall("skipped")) for c in cases)))
-    element.set("time", "0")
+    element.set("time", _seconds(sum(float(c.get("time")) for c in cases)))
 
 
 def render_junit(results: dict[str, Any]) -> str:
@@ -76,7 +88,7 @@ def _junit(results: dict[str, Any]) -> str:
         suite = ET.SubElement(root, "testsuite", name=_text(method))
         expected = (methods.get(method) or {}).get("expected")
         for row in method_rows:
-            _rule_case(suite, method, row, expected)
+            _rule_case(suite, method, row, expected, _section_seconds(results, row))
     audit = ET.SubElement(root, "testsuite", name="audit")
     properties = ET.SubElement(audit, "properties")
     digest = results.get("manifest", {}).get("spec_digest", "")

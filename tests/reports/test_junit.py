@@ -59,7 +59,7 @@ def test_counts_and_testcases():
     assert (finetune.get("tests"), finetune.get("failures"), finetune.get("skipped")) == ("3", "1", "1")
     assert finetune.get("timestamp") == "2026-01-02T03:04:05+00:00"
     for case in root.iter("testcase"):
-        assert case.get("classname") and case.get("name") and case.get("time") == "0"
+        assert case.get("classname") and case.get("name") and case.get("time") == "0.000"  # no wall_time_s recorded
     assert {c.get("classname") for c in finetune.iter("testcase")} == {"salun.finetune"}
 
 
@@ -202,3 +202,40 @@ def test_write_junit(tmp_path):
     root = ET.parse(path).getroot()
     assert root.tag == "testsuites" and root.get("tests") == "9"
     assert list(tmp_path.joinpath("deep").iterdir()) == [path]
+
+
+def timed(results):
+    results = {**results, "wall_time_s": {"equivalence": 1.25, "mia": 3.5, "metrics": 0.0004}}
+    results["verdicts"] = [{**r, "probe": "mia.ulira.auc"} if r["rule"] == "mia.auc <= 0.55" else r
+                           for r in results["verdicts"]]
+    return results
+
+
+def test_each_rule_case_takes_the_time_of_the_section_it_reads_and_a_suite_their_sum():
+    root = parse(timed(synthetic()))
+    check_junit_schema(root)
+    finetune = root.find("testsuite[@name='finetune']")
+    times = {case.get("name"): case.get("time") for case in finetune.iter("testcase")}
+    assert times == {"fraction_different <= 0.05": "1.250", "mia.auc <= 0.55": "3.500", "tost.UA": "1.250"}
+    assert finetune.get("time") == "6.000"
+    audit = root.find("testsuite[@name='audit']")
+    assert {case.get("time") for case in audit.iter("testcase")} == {"0.000"}  # decided from the verdicts alone
+    assert float(root.get("time")) == pytest.approx(sum(float(s.get("time")) for s in root.findall("testsuite")))
+
+
+def test_results_without_recorded_times_give_zero():
+    root = parse(synthetic())
+    assert {case.get("time") for case in root.iter("testcase")} == {"0.000"} and root.get("time") == "0.000"
+
+
+def test_the_default_example_cases_carry_their_probes_recorded_times(default_example):
+    results, out = default_example
+    recorded = results["wall_time_s"]
+    assert set(recorded) >= {"metrics", "equivalence", "mia"} and all(t > 0 for t in recorded.values())
+    rows = {(f"salun.{r['method']}", r["rule"]): r["probe"].split(".")[0] for r in results["verdicts"]}
+    cases = [case for case in ET.parse(out / "junit.xml").getroot().iter("testcase")
+             if (case.get("classname"), case.get("name")) in rows]
+    assert len(cases) == len(rows)
+    for case in cases:
+        section = rows[(case.get("classname"), case.get("name"))]
+        assert float(case.get("time")) > 0 and case.get("time") == f"{recorded[section]:.3f}"
