@@ -9,6 +9,7 @@ from jinja2 import Environment, PackageLoader, StrictUndefined, UndefinedError, 
 
 from audit.core.files import write_text_atomic
 from reports import across_methods as across
+from reports.dp_plots import NAMES as DP_NAMES, dp_figure, rows as dp_rows
 from reports.numbers import EPSILON_CAP, PERCENT, epsilon, interval, number, summary
 from reports.plots import (epsilon_figure, histogram_clipping, histogram_figure, relearn_figure, roc_figure,
                            sample_grid_figure)
@@ -40,8 +41,8 @@ def _environment() -> Environment:
                        comparison_attacks=across.comparison_attacks, comparison_targets=across.targets,
                        tradeoff_figure=across.tradeoff_figure, privacy_measure=across.privacy_measure,
                        per_class_rows=across.per_class_rows, headline_attack=across.headline_attack,
-                       epsilon_cap=EPSILON_CAP, verdict_grid=verdict_grid, audited_sentence=audited_sentence,
-                       meaning=MEANING, glossary=GLOSSARY)
+                       dp_figure=dp_figure, dp_rows=dp_rows, dp_names=DP_NAMES, epsilon_cap=EPSILON_CAP,
+                       verdict_grid=verdict_grid, audited_sentence=audited_sentence, meaning=MEANING, glossary=GLOSSARY)
     return env
 
 
