@@ -32,7 +32,7 @@ from audit.core.errors import SalunInputError
 from audit.core.params import shown
 
 PASS, FAIL, INCONCLUSIVE = "PASS", "FAIL", "INCONCLUSIVE"
-SECTIONS = ("equivalence", "mia", "metrics", "relearn", "backdoor")
+SECTIONS = ("equivalence", "mia", "metrics", "relearn", "backdoor", "dp")
 DEFAULT_RULES = (
     "equivalence.per_example.ks.fraction_different <= 0.05",
     'equivalence.tost.UA == "equivalent"',
@@ -50,6 +50,7 @@ SUBJECT_RULES = (  # checkpoints audited one by one: only what a single unlearne
 )
 RELEARN_RULE = "relearn.recovery <= 0.05"      # added to the default when [relearn] runs "retain"
 BACKDOOR_RULE = 'backdoor.verdict == "deleted"'  # added to the default when [backdoor] plants a trigger
+DP_RULE = "dp.epsilon_gap >= 0"  # added to the default when [train.dp] is set: no audited ε above the accountant's
 # method -> the verdict a sound policy gives it
 CONTROLS = {"identity": FAIL, "retrain": PASS, "partial_retrain": FAIL}
 OPS = {"<=": operator.le, "<": operator.lt, ">=": operator.ge, ">": operator.gt,
@@ -107,13 +108,15 @@ class _Missing(Exception):
 
 
 _PROBES = {"equivalence": "retrain-equivalence tests", "mia": "membership inference", "metrics": "metrics",
-           "relearn": "relearning attack", "backdoor": "backdoor verification"}
+           "relearn": "relearning attack", "backdoor": "backdoor verification",
+           "dp": "differential privacy audit"}
 _ABSENT = {  # why a section is absent when the method's models did not diverge
     "equivalence": "no retrain-equivalence tests: they need at least 2 usable models on each side",
     "mia": "membership inference was not run (attacks.run is empty)",
     "metrics": "no metrics for this method",
     "relearn": "no relearning attack ran (relearn.run is empty)",
     "backdoor": "no backdoor was planted (backdoor.fraction is 0)",
+    "dp": "no differential privacy audit ([train.dp] is not set)",
 }
 
 

@@ -18,7 +18,8 @@ from pydantic import BaseModel, Field, PrivateAttr, ValidationInfo, field_valida
 
 from audit.core.errors import SalunInputError
 from audit.core.params import input_error, shown, validate_keywords
-from audit.config.policy import BACKDOOR_RULE, DEFAULT_RULES, GENERATION_RULES, RELEARN_RULE, SUBJECT_RULES, parse_rule
+from audit.config.policy import (BACKDOOR_RULE, DEFAULT_RULES, DP_RULE, GENERATION_RULES, RELEARN_RULE, SUBJECT_RULES,
+                                 parse_rule)
 from audit.config.rule_paths import check_rule_paths
 from audit.core.probes import declared_rule_paths
 from audit.core.registry import GENERATION_UNLEARNERS, UNLEARNERS, allow_plugins
@@ -76,6 +77,8 @@ class Spec(Section):
             rules.append(RELEARN_RULE)
         if isinstance(fraction, (int, float)) and fraction > 0:
             rules.append(BACKDOOR_RULE)
+        if isinstance(section("train").get("dp"), dict):
+            rules.append(DP_RULE)
         return {**raw, "policy": {"rules": rules}}
 
     @model_validator(mode="before")

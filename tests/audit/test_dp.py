@@ -8,7 +8,6 @@ import pytest
 import torch
 
 import attacks.dp_probe  # noqa: F401  (registers the dp probe)
-from audit.config.policy import SECTIONS
 from audit.core.contracts import Subset
 from audit.core.errors import SalunInputError
 from audit.core.seeds import torch_generator
@@ -113,7 +112,6 @@ def _audit(tmp_path, **train) -> dict:
 
 
 @pytest.mark.slow
-@pytest.mark.skipif("dp" not in SECTIONS, reason="the policy language does not read the dp section yet")
 def test_an_accountant_that_claims_far_less_than_it_spent_fails_the_rule(tmp_path, monkeypatch):
     """Nearly no noise and a clipping norm no gradient reaches: the models memorise their canaries,
     so the one-run audit certifies an ε near what a plain model gives. An audit of this size

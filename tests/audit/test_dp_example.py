@@ -7,7 +7,6 @@ from pathlib import Path
 import pytest
 
 import attacks.dp_probe  # noqa: F401  (registers the dp probe)
-from audit.config.policy import SECTIONS
 from audit.config.spec import load_spec, spec_from_dict
 from audit.engine.options import ExecutorChoice
 from audit.pipeline import run_audit
@@ -16,7 +15,6 @@ EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "digits-dp.toml"
 
 
 @pytest.mark.slow
-@pytest.mark.skipif("dp" not in SECTIONS, reason="the policy language does not read the dp section yet")
 def test_models_without_dp_give_a_larger_audited_epsilon_than_the_strongest_noise(tmp_path):
     config = load_spec(EXAMPLE).to_dict()
     config["audit"]["store"] = str(tmp_path / "store")
