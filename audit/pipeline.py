@@ -14,7 +14,7 @@ from audit.engine.progress import Progress
 from audit.core.registry import TASKS, allow_plugins
 from audit.results.document import load_results, write_results
 from audit.config.spec import Spec
-from reports.write import write_reports
+from reports.write import WRITERS, write_reports
 from audit.engine.store import Store
 from audit.nn.training import resolve_device
 from audit.core.files import writing
@@ -54,13 +54,16 @@ def run_audit(
     execute(plan.jobs, spec, store, options, Progress(len(plan.jobs), enabled=show_progress))
     _record_use(store, spec, plan.jobs)
     if spec.attacks.run:
-        log.info("scoring membership inference: %s on %d targets, %d bootstrap resamples each",
-                 ", ".join(spec.attacks.run), 2 + len(plan.unlearned), spec.attacks.bootstrap)
+        log.debug("membership inference: %s on %d targets, %d bootstrap resamples each",
+                  ", ".join(spec.attacks.run), 2 + len(plan.unlearned), spec.attacks.bootstrap)
     results = family.results(spec, data, plan, store, resolved, command)
     results["manifest"]["executor"] = executor_used(options, resolved)
     with writing("--out", out / "results.json", "every job is kept in the store: rerun to write the results"):
         write_results(results, out / "results.json")
     results = load_results(out / "results.json")  # reports see exactly what the file holds
+    if spec.audit.reports:
+        log.info("writing %s", ", ".join(WRITERS[name][2] for name in sorted(spec.audit.reports,
+                                                                               key=lambda name: name == "pdf")))
     written = [out / "results.json"] + write_reports(results, out, spec.audit.reports)
     log.info("wrote %s", ", ".join(str(path) for path in written))
     return results
