@@ -26,7 +26,7 @@ from audit.stats.signals import FEATURES, confidence, logit_scaled_confidence
 from attacks.mia.units import Units
 from audit.data.datasets import AuditData
 from audit.tasks.classification.metrics import mia_efficacy_of
-from audit.tasks.generation.results import _pixels as denormalised
+from audit.results.images import denormalised
 from audit.engine.observe import StoredObservations
 from audit.engine.job import Plan
 from audit.core.seeds import numpy_generator

@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 
 from audit.stats import basics as stats
-from audit.stats.neurips2023 import NEURIPS2023_VERSION, forget_score, per_example_epsilon, resolution
+from audit.stats.neurips2023 import CAP, NEURIPS2023_VERSION, forget_score, per_example_epsilon, resolution
 from audit.core.seeds import numpy_generator
 from audit.stats.tost import tost_bootstrap, tost_decision, tost_welch
 
@@ -84,7 +84,7 @@ def method_equivalence(unlearned_phi: np.ndarray, retrained_phi: np.ndarray, unl
     return {
         "n_models": n, "n_examples": int(u.shape[1]), "resolution": resolution(n),
         "neurips2023": {
-            "version": NEURIPS2023_VERSION, "eps": eps.tolist(),
+            "version": NEURIPS2023_VERSION, "eps": eps.tolist(), "cap": CAP,
             "forget_indices": None if forget_indices is None else [int(i) for i in forget_indices],
             "eps_median": float(np.median(eps)),
             "eps_q90": float(np.quantile(eps, 0.9)), "forget_score": score,

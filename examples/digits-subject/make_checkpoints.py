@@ -78,7 +78,7 @@ weight_decay = {weight_decay}
 schedule = "cosine"
 
 [attacks]                  # U-LiRA needs the method itself: a [subject] audit leaves it out
-run = ["threshold", "lira", "rmia"]
+run = ["threshold", "svc", "lira", "rmia"]
 
 [relearn]
 run = ["retain"]

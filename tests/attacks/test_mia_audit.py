@@ -108,7 +108,9 @@ def test_the_report_draws_each_targets_roc_and_histogram_as_inline_svg(results):
     html = render_html(json.loads(json.dumps(results)))
     targets = len(results["mia"]["populations"]) + len(results["mia"]["methods"])
     assert html.count('<figure class="mia">') == 2 * targets
-    assert html.count("<svg") == 2 * targets + len(results["equivalence"])  # and one ε histogram per method
+    # each target's ROC, histogram and most exposed digits; one ε histogram per method; privacy against
+    # utility and one ROC per attack (ulira, lira_offline, rmia_offline, threshold_loss)
+    assert html.count("<svg") == 3 * targets + len(results["equivalence"]) + 1 + 4
     for namespace in ("http://www.w3.org/2000/svg", "http://www.w3.org/1999/xlink"):
         html = html.replace(namespace, "")
     assert "http://" not in html and "https://" not in html and "<script" not in html

@@ -10,6 +10,7 @@ import torch
 
 from audit.data.datasets import AuditData
 from audit.results.describe import generation_limitations, generation_tests_run
+from audit.results.images import denormalised
 from audit.stats.equivalence import metric_tost
 from audit.core.errors import SalunInputError
 from audit.core.probes import REFERENCE, ProbeContext, ProbeSections, timed_section
@@ -51,16 +52,9 @@ def sample_metrics(arrays: dict[str, np.ndarray], forgotten: int, num_classes: i
     }
 
 
-def _pixels(images: np.ndarray, data: AuditData) -> list:
-    """Standardised images back in the data's own pixel units, rounded for the report."""
-    mean = np.asarray(data.channel_mean).reshape(-1, 1, 1)
-    std = np.asarray(data.channel_std).reshape(-1, 1, 1)
-    return np.round(images * std + mean, 3).tolist()
-
-
 def _grid(arrays: dict[str, np.ndarray], data: AuditData, per_class: int) -> list:
     """(classes, per_class, C, H, W): each class's first samples."""
-    return [_pixels(arrays["images"][arrays["labels"] == k][:per_class], data) for k in range(data.num_classes)]
+    return [denormalised(arrays["images"][arrays["labels"] == k][:per_class], data) for k in range(data.num_classes)]
 
 
 def build_generation_results(spec: Spec, data: AuditData, plan: Plan, store: Store, device: torch.device,
@@ -155,9 +149,9 @@ def _grids(plan: Plan, store: Store, data: AuditData, arrays_of: Any, per_class:
         keys = plan.relearned.get("retain", {}).get(label)
         if not keys or store.meta(keys[0]).get("status") != "ok":
             return None
-        return _pixels(store.arrays(keys[0])["images"][:per_class], data)
+        return denormalised(store.arrays(keys[0])["images"][:per_class], data)
 
-    pixels = _pixels(data.pool.x.numpy(), data)
+    pixels = denormalised(data.pool.x.numpy(), data)
     return {
         "seed": plan.seeds[0],
         "pixel_range": [float(np.min(pixels)), float(np.max(pixels))],
