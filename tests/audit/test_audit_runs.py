@@ -3,6 +3,7 @@
 import logging
 import math
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -87,10 +88,10 @@ def test_a_killed_audit_resumes_from_every_finished_job(reference, tmp_path, mon
     finished = _artifacts(folder / ".salun-store")
     assert len(finished) >= 8
 
-    with caplog.at_level(logging.INFO, logger="salun"):
+    with caplog.at_level(logging.DEBUG, logger="salun"):
         resumed = audit_in(folder, monkeypatch)
     hits = {line.split("[")[-1].rstrip("]") for line in caplog.messages if "cache hit:" in line}
-    ran = [line for line in caplog.messages if " running " in line]
+    ran = [line for line in caplog.messages if re.match(r"\[\S+\] done ", line)]
     assert {key[:12] for key in finished} == hits
     assert len(ran) == len(_artifacts(folder / ".salun-store")) - len(finished) > 0
     assert without_timings(resumed) == without_timings(reference)

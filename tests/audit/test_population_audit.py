@@ -82,7 +82,7 @@ def test_pending_members_of_a_cohort_become_one_group_before_any_job_that_reads_
 
 def test_a_group_counts_for_each_of_its_members(caplog):
     progress = Progress(5, enabled=False)
-    with caplog.at_level(logging.INFO, logger="salun"):
+    with caplog.at_level(logging.DEBUG, logger="salun"):
         progress.start(GroupLabel("train retrain ×3 (seeds 0-2)", 3))
         progress.finish(GroupLabel("train retrain ×3 (seeds 0-2)", 3), 1.0)
         progress.hit("observe", "0" * 64)

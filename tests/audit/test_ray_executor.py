@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -129,10 +130,10 @@ def test_a_ray_run_whose_driver_is_killed_resumes_from_every_finished_job(cluste
     finished = _artifacts(tmp_path / STORE)
     assert 4 <= len(finished) < len(_digests(reference[1] / STORE))
 
-    with caplog.at_level(logging.INFO, logger="salun"):
+    with caplog.at_level(logging.DEBUG, logger="salun"):
         resumed = audited(tmp_path, RAY)
     hits = {line.split("[")[-1].rstrip("]") for line in caplog.messages if "cache hit:" in line}
-    ran = [line for line in caplog.messages if " running " in line]
+    ran = [line for line in caplog.messages if re.match(r"\[\S+\] done ", line)]
     assert {key[:12] for key in finished} == hits
     assert len(ran) == len(_artifacts(tmp_path / STORE)) - len(finished) > 0
     assert compare(reference[0], resumed) == []
