@@ -24,7 +24,7 @@ def test_models_without_dp_give_a_larger_audited_epsilon_than_the_strongest_nois
     assert list(populations) == ["original", "σ=0.5", "σ=1", "σ=2"]
     plain, strongest = populations["original"], populations["σ=2"]
     assert plain["accountant_epsilon"] is None and not plain["private"]
-    assert plain["largest_audited"]["value"] > strongest["largest_audited"]["value"]
+    assert plain["largest_audited"]["value"] > strongest["largest_audited"]["value"] + 0.5  # 0.90 against 0 measured
     accountant = [populations[f"σ={s}"]["accountant_epsilon"]["value"] for s in ("0.5", "1", "2")]
     assert accountant == sorted(accountant, reverse=True)  # more noise, less ε spent
     assert results["dp"]["epsilon_gap"]["value"] >= 0

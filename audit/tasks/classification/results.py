@@ -32,7 +32,7 @@ EQUIVALENCE: Shape = {  # method_equivalence, or a single model's consistency te
     "n_models": None, "n_examples": None, "n_reference_models": None, "resolution": None,
     "high_confidence": dict.fromkeys(("alpha", "delta", "fraction_positive", "max_certifiable", "median", "q90",
                                       "q99", "n_bounding_retrained", "n_bounding_unlearned", "n_per_side_bounding")),
-    "neurips2023": {"eps_median": None, "eps_q90": None, "final_score": None, "forget_score": None,
+    "neurips2023": {"cap": None, "eps_median": None, "eps_q90": None, "final_score": None, "forget_score": None,
                     "null": {"eps_median": None, "eps_q90": None}},
     "per_example": {"alpha": None, "ks": dict.fromkeys(_KS), "permutation": dict.fromkeys(_PERMUTATION),
                     "consistency": dict.fromkeys(_CONSISTENCY)},
