@@ -21,13 +21,12 @@ Writes the table to stdout and benchmarks/results/dp.md.
 from __future__ import annotations
 
 import argparse
-import json
 import platform
 import resource
-import subprocess
-import sys
 import time
 from pathlib import Path
+
+from measured import in_subprocess, measured_main
 
 RESULTS = Path(__file__).resolve().parent / "results" / "dp.md"
 MODELS = {"mlp": {"hidden": [64]}, "cnn": {"width": 16}}
@@ -63,9 +62,7 @@ def measure(side: str, arch: str, epochs: int) -> dict:
 
 
 def run(side: str, arch: str, epochs: int) -> dict:
-    done = subprocess.run([sys.executable, __file__, "--measure", json.dumps([side, arch, epochs])],
-                          capture_output=True, text=True, check=True)
-    return json.loads(done.stdout.splitlines()[-1])
+    return in_subprocess(__file__, side, arch, epochs)
 
 
 def table(args: argparse.Namespace) -> str:
@@ -96,17 +93,9 @@ def table(args: argparse.Namespace) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--measure", help=argparse.SUPPRESS)
-    parser.add_argument("--epochs", type=int, default=15, help="epochs (the example's)")
+    parser.add_argument("--epochs", type=int, default=15, help="epochs of each training run")
     parser.add_argument("--repeats", type=int, default=3, help="runs of each side; the fastest is reported")
-    args = parser.parse_args()
-    if args.measure:
-        print(json.dumps(measure(*json.loads(args.measure))))
-        return
-    text = table(args)
-    print("\n" + text)
-    RESULTS.parent.mkdir(exist_ok=True)
-    RESULTS.write_text(text)
+    measured_main(parser, measure, table, RESULTS)
 
 
 if __name__ == "__main__":

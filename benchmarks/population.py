@@ -25,14 +25,13 @@ Writes the table to stdout and benchmarks/results/population.md.
 from __future__ import annotations
 
 import argparse
-import json
 import platform
 import resource
-import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
+
+from measured import in_subprocess, measured_main
 
 RESULTS = Path(__file__).resolve().parent / "results" / "population.md"
 OPTIONS = {"mlp": {"hidden": [128, 64]}, "cnn": {"width": 16}}
@@ -78,9 +77,7 @@ def measure(side: str, arch: str, n: int, epochs: int, weights: str) -> dict:
 
 def run(side: str, arch: str, n: int, epochs: int, folder: Path) -> dict:
     weights = folder / f"{side}-{arch}-{n}-{epochs}-{time.monotonic_ns()}.pt"
-    done = subprocess.run([sys.executable, __file__, "--measure", json.dumps([side, arch, n, epochs, str(weights)])],
-                          capture_output=True, text=True, check=True)
-    return {**json.loads(done.stdout.splitlines()[-1]), "weights": weights}
+    return {**in_subprocess(__file__, side, arch, n, epochs, str(weights)), "weights": weights}
 
 
 def fastest(first: str, second: str, arch: str, n: int, epochs: int, folder: Path, repeats: int) -> list[dict]:
@@ -137,20 +134,12 @@ def table(args: argparse.Namespace) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--measure", help=argparse.SUPPRESS)
     parser.add_argument("--epochs", type=int, default=4, help="MLP epochs (the default recipe has 30)")
     parser.add_argument("--cnn-epochs", type=int, default=2, help="CNN epochs at N = 8 and 32")
     parser.add_argument("--cnn-128-epochs", type=int, default=1, help="CNN epochs at N = 128")
     parser.add_argument("--sizes", type=int, nargs="+", default=[8, 32, 128])
     parser.add_argument("--repeats", type=int, default=3, help="runs of each side; the fastest is reported")
-    args = parser.parse_args()
-    if args.measure:
-        print(json.dumps(measure(*json.loads(args.measure))))
-        return
-    text = table(args)
-    print("\n" + text)
-    RESULTS.parent.mkdir(exist_ok=True)
-    RESULTS.write_text(text)
+    measured_main(parser, measure, table, RESULTS)
 
 
 if __name__ == "__main__":
