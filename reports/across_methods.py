@@ -135,13 +135,19 @@ def tradeoff_figure(results: dict[str, Any], title: str) -> Markup:
 
 def per_class_rows(results: dict[str, Any], attack: str) -> dict[str, Any]:
     """The per-class AUC of `attack` on every target that has it: {"classes": [...], "rows":
-    [(label, [AUC or None per class])]}, the classes in numeric order."""
+    [(label, [{"value", "ci95"} or None per class])]}, the classes in numeric order. A results.json
+    written before the per-class intervals holds a bare number per class: its interval is absent."""
     rows = [(label, attacks[attack].get("per_class_auc") or {}) for label, _, attacks in targets(results.get("mia") or {})
             if isinstance(attacks.get(attack), dict)]
     classes = sorted({str(c) for _, by_class in rows for c in by_class}, key=lambda c: (len(c), c))
     return {"classes": classes,
-            "rows": [(label, [by_class.get(c) if is_number(by_class.get(c)) else None for c in classes])
-                     for label, by_class in rows if by_class]}
+            "rows": [(label, [_class_auc(by_class.get(c)) for c in classes]) for label, by_class in rows if by_class]}
+
+
+def _class_auc(entry: Any) -> dict[str, Any] | None:
+    if is_number(entry):
+        return {"value": entry}
+    return entry if isinstance(entry, dict) and is_number(entry.get("value")) else None
 
 
 def headline_attack(mia: dict[str, Any]) -> str | None:

@@ -34,12 +34,13 @@ def summary(stats: Any, percent: bool = True) -> str:
     return text
 
 
-def interval(stats: Any, percent: bool = True) -> str:
+def interval(stats: Any, percent: bool = True, digits: int | None = None) -> str:
+    """[low, high] of `stats`' 95 % interval, as `number` writes each, or nothing without one."""
     bounds = stats.get("ci95") if isinstance(stats, dict) else None
     if not isinstance(bounds, (list, tuple)) or len(bounds) != 2:
         return ""
     low, high = bounds
-    return f"[{number(low, percent)}, {number(high, percent)}]"
+    return f"[{number(low, percent, digits)}, {number(high, percent, digits)}]"
 
 
 def epsilon(value: Any, cap: Any = EPSILON_CAP) -> str:

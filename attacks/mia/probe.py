@@ -12,7 +12,6 @@ online LiRA is defined. Everything reads stored observations.
 
 from __future__ import annotations
 
-import base64
 import copy
 from dataclasses import dataclass
 from typing import Any
@@ -23,10 +22,10 @@ from attacks.mia import lira, rmia, threshold, ulira
 from attacks.mia.roc import attack_summary, auc
 from attacks.mia.rule_paths import mia_rule_paths, mia_why_absent
 from audit.stats.signals import FEATURES, confidence, logit_scaled_confidence
-from attacks.mia.units import Units
+from attacks.mia.exposed import most_exposed
+from attacks.mia.units import Units, grouped_auc_intervals
 from audit.data.datasets import AuditData
 from audit.tasks.classification.metrics import mia_efficacy_of
-from audit.results.images import denormalised
 from audit.engine.observe import StoredObservations
 from audit.engine.job import Plan
 from audit.core.seeds import numpy_generator
@@ -40,8 +39,6 @@ from audit.stats.basics import summarize
 from audit.engine.store import Store
 
 SVC_VERSION = "1"
-VULNERABLE = 10  # forget examples listed as the most exposed, per target and attack
-THUMBNAIL = 32  # the longest side of a most exposed example's image in results.json, in pixels
 _RECIPES: dict[tuple, dict[str, Any]] = {}  # the shadows' own game, reused while the shadows are the same
 
 
@@ -63,43 +60,28 @@ def _scored(spec: Spec, scores: np.ndarray, is_member: np.ndarray, units: Units,
                           resamples=a.bootstrap, units=units)
 
 
-def _per_class(positives: np.ndarray, negatives: np.ndarray, labels: np.ndarray,
-               negative_labels: np.ndarray | None = None) -> dict[str, float]:
+def _per_class(spec: Spec, positives: np.ndarray, negatives: np.ndarray, labels: np.ndarray, *seed: object,
+               negative_labels: np.ndarray | None = None, shared_models: bool = True,
+               shared_examples: bool = False) -> dict[str, dict[str, Any]]:
     """AUC of each forgotten class's points against the non-members: all of them, or only those
-    of the same class when `negative_labels` gives the non-members' classes."""
+    of the same class when `negative_labels` gives the non-members' classes; each with its
+    two-way interval over the models and the examples, and the units behind it."""
+    scores = np.concatenate([positives.ravel(), negatives.ravel()])
+    is_member = np.concatenate([np.ones(positives.size, bool), np.zeros(negatives.size, bool)])
+    units = Units.grid(positives.shape, negatives.shape, shared_models=shared_models, shared_examples=shared_examples)
+    within = negative_labels is not None
+    groups = np.concatenate([np.tile(labels, len(positives)),
+                             np.tile(negative_labels, len(negatives)) if within else np.full(negatives.size, -1)])
+    intervals = grouped_auc_intervals(scores, is_member, units, groups, numpy_generator("mia", *seed, "per_class"),
+                                      spec.attacks.bootstrap, within_groups=within) if spec.attacks.bootstrap else {}
     out = {}
     for c in np.unique(labels):
-        pos = positives[:, labels == c].ravel()
-        neg = (negatives if negative_labels is None else negatives[:, negative_labels == c]).ravel()
-        scores = np.concatenate([pos, neg])
-        out[str(int(c))] = auc(scores, np.concatenate([np.ones(len(pos), bool), np.zeros(len(neg), bool)]))
+        cells = (groups == c) | (~is_member if not within else False)
+        entry = {"value": auc(scores[cells], is_member[cells]),
+                 **intervals.get(c, {"ci95": None, "resamples": 0}),
+                 "units": Units(units.models[cells], units.examples[cells]).counts(is_member[cells])}
+        out[str(int(c))] = entry
     return out
-
-
-def _most_exposed(positives: np.ndarray, data: AuditData) -> list[dict[str, Any]]:
-    """The VULNERABLE forget examples with the highest mean score: pool index, label, score and,
-    for image data, the image as 8-bit pixels of the data's own units ([0, 1], as every built-in
-    image dataset loads them)."""
-    mean = positives.mean(axis=0)
-    order = np.argsort(-mean)[:VULNERABLE]
-    index = data.pool_index[data.forget]
-    positions = data.forget[order]
-    thumbnails = _thumbnails(data.pool.x[positions].numpy(), data)
-    return [{"index": int(index[i]), "label": int(data.pool.y[data.forget[i]]), "score": float(mean[i]),
-             **thumbnail} for i, thumbnail in zip(order, thumbnails)]
-
-
-def _thumbnails(images: np.ndarray, data: AuditData) -> list[dict[str, Any]]:
-    """Each image as {"image": {"shape": [C, H, W], "dtype": "uint8", "base64": its bytes in C, H, W
-    order}}, every side subsampled to at most THUMBNAIL pixels: base64, as results.json is indented
-    and a nested list would take a line per pixel. An empty entry each when the inputs are no images."""
-    if images.ndim != 4 or images.shape[1] not in (1, 3):
-        return [{} for _ in images]
-    step = -(-max(images.shape[2:]) // THUMBNAIL)
-    pixels = np.asarray(denormalised(images[:, :, ::step, ::step], data), dtype=np.float64)
-    eight_bit = np.round(np.clip(pixels, 0.0, 1.0) * 255).astype(np.uint8)
-    return [{"image": {"shape": list(image.shape), "dtype": "uint8",
-                       "base64": base64.b64encode(image.tobytes()).decode("ascii")}} for image in eight_bit]
 
 
 def _entry(spec: Spec, data: AuditData, positives: np.ndarray, negatives: np.ndarray, labels: np.ndarray,
@@ -110,8 +92,9 @@ def _entry(spec: Spec, data: AuditData, positives: np.ndarray, negatives: np.nda
         "n_target_models": n_models,
         "n_shadow_models": n_shadows,
         **_summary(spec, positives, negatives, *seed, shared_models=shared_models, shared_examples=shared_examples),
-        "per_class_auc": _per_class(positives, negatives, labels),
-        "most_exposed": _most_exposed(positives, data) if positives.shape[1] == len(data.forget) else [],
+        "per_class_auc": _per_class(spec, positives, negatives, labels, *seed, shared_models=shared_models,
+                                    shared_examples=shared_examples),
+        "most_exposed": most_exposed(positives, data) if positives.shape[1] == len(data.forget) else [],
     }
 
 
@@ -346,7 +329,8 @@ def _ulira_entry(spec: Spec, data: AuditData, plan: Plan, obs: StoredObservation
     entry = _entry(spec, data, positives, negatives, labels, len(keys), len(shadow_keys), target, "ulira",
                    version=ulira.VERSION, shared_models=False, shared_examples=True)
     # both sides are forget points: a per-class slice is the same game within each class
-    entry["per_class_auc"] = _per_class(positives, negatives, labels, negative_labels=labels)
+    entry["per_class_auc"] = _per_class(spec, positives, negatives, labels, target, "ulira", negative_labels=labels,
+                                        shared_models=False, shared_examples=True)
     entry["n_reference_models"] = len(reference)
     entry["references_per_example"] = {"unlearned": int(args[1].sum(axis=0).min()),
                                        "never_trained": int(args[2].sum(axis=0).min())}

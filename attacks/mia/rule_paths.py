@@ -12,6 +12,7 @@ from audit.config.sections import ATTACK_NAMES
 from audit.core.registry import ATTACKS
 from audit.stats.signals import FEATURES
 
+UNITS: Shape = {side: {"members": None, "nonmembers": None, "shared": None} for side in ("models", "examples")}
 # attack_summary (attacks.mia.roc) of one attack on one target
 GAME: Shape = {
     "n_target_models": None, "n_shadow_models": None, "n_members": None, "n_nonmembers": None,
@@ -21,8 +22,8 @@ GAME: Shape = {
     "epsilon_lower_bound": {name: None for name in ("value", "alpha", "delta", "threshold", "fpr_upper", "fnr_upper",
                                                     "false_positives", "false_negatives", "n_members",
                                                     "n_nonmembers")},
-    "units": {side: {"members": None, "nonmembers": None, "shared": None} for side in ("models", "examples")},
-    "per_class_auc": {ANY: None},
+    "units": UNITS,
+    "per_class_auc": {ANY: {"value": None, "se": None, "resamples": None, "units": UNITS}},
 }
 SVC: Shape = {"n_target_models": None, "n_shadow_models": None, "n_forget": None, "n_nonmembers": None,
               "mia_efficacy": SUMMARY,

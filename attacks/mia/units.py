@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 
 _CELLS_PER_CHUNK = 2_000_000
+TWO_WAY = "two-way over models and examples (product weights, stratified by side)"
 
 
 @dataclass(frozen=True)
@@ -63,15 +64,20 @@ class Units:
         return {"models": count(self.models), "examples": count(self.examples)}
 
 
-def _strata(ids: np.ndarray, is_member: np.ndarray) -> tuple[np.ndarray, list[np.ndarray]]:
+def _strata(ids: np.ndarray, is_member: np.ndarray,
+            groups: np.ndarray | None = None) -> tuple[np.ndarray, list[np.ndarray]]:
     """(dense ids, the dense ids of each stratum): units seen only among members, only among
-    non-members, and on both sides are resampled separately."""
+    non-members, and on both sides are resampled separately, and within each of those the units
+    of each group (a cell's group in `groups`) apart."""
     unique, dense = np.unique(ids, return_inverse=True)
     on_member = np.bincount(dense[is_member], minlength=len(unique)) > 0
     on_other = np.bincount(dense[~is_member], minlength=len(unique)) > 0
-    strata = [np.flatnonzero(on_member & ~on_other), np.flatnonzero(~on_member & on_other),
-              np.flatnonzero(on_member & on_other)]
-    return dense, [s for s in strata if len(s)]
+    key = on_member * 1 + on_other * 2  # 1: members only, 2: non-members only, 3: both
+    if groups is not None:
+        unit_group = np.zeros(len(unique), dtype=np.int64)
+        unit_group[dense] = np.unique(groups, return_inverse=True)[1]
+        key = key + 4 * unit_group
+    return dense, [np.flatnonzero(key == k) for k in np.unique(key)]
 
 
 def _multiplicities(strata: list[np.ndarray], size: int, draws: int, rng: np.random.Generator) -> np.ndarray:
@@ -84,58 +90,99 @@ def _multiplicities(strata: list[np.ndarray], size: int, draws: int, rng: np.ran
     return flat.reshape(draws, size)
 
 
+class _Game:
+    """The weighted Mann-Whitney AUC of one game under bootstrap weights: a cell weighs the
+    product of its model's and its example's multiplicities (ties count 1/2)."""
+
+    def __init__(self, scores: np.ndarray, is_member: np.ndarray, units: Units,
+                 example_groups: np.ndarray | None = None):
+        scores = np.asarray(scores, dtype=np.float64)
+        is_member = np.asarray(is_member, dtype=bool)
+        order = np.argsort(scores[~is_member], kind="stable")
+        negative = scores[~is_member][order]
+        self.left = np.searchsorted(negative, scores[is_member], side="left")
+        self.right = np.searchsorted(negative, scores[is_member], side="right")
+        self.factors = {}
+        for name in ("models", "examples"):
+            dense, strata = _strata(getattr(units, name), is_member, example_groups if name == "examples" else None)
+            self.factors[name] = (dense, strata, int(dense.max()) + 1)
+        self.positive_cells, self.negative_cells = np.flatnonzero(is_member), np.flatnonzero(~is_member)[order]
+        self.chunk = max(1, _CELLS_PER_CHUNK // len(scores))
+
+    def _weights(self, which: tuple[str, ...], counts: dict[str, np.ndarray], cells: np.ndarray) -> np.ndarray:
+        weight = None
+        for name in which:
+            factor = counts[name][:, self.factors[name][0][cells]]
+            weight = factor if weight is None else weight * factor
+        return weight
+
+    def aucs(self, which: tuple[str, ...], stream: np.random.Generator, resamples: int,
+             member_groups: list[np.ndarray] | None = None) -> np.ndarray:
+        """(resamples, groups) AUCs with `which` units resampled: of each group of members (a mask
+        over the member cells) against every non-member, or of all members when no groups."""
+        groups = member_groups or [np.ones(len(self.positive_cells), dtype=bool)]
+        values = []
+        for start in range(0, resamples, self.chunk):
+            draws = min(self.chunk, resamples - start)
+            counts = {name: _multiplicities(self.factors[name][1], self.factors[name][2], draws, stream)
+                      for name in which}
+            w_pos = self._weights(which, counts, self.positive_cells)
+            w_neg = self._weights(which, counts, self.negative_cells)
+            cumulative = np.zeros((draws, len(self.negative_cells) + 1))
+            np.cumsum(w_neg, axis=1, out=cumulative[:, 1:])
+            columns = []
+            for group in groups:
+                w, left, right = w_pos[:, group], self.left[group], self.right[group]
+                wins = np.einsum("ij,ij->i", w, cumulative[:, left] + cumulative[:, right]) / 2
+                with np.errstate(invalid="ignore", divide="ignore"):
+                    columns.append(wins / (w.sum(axis=1) * cumulative[:, -1]))
+            values.append(np.stack(columns, axis=1))
+        return np.concatenate(values)
+
+
+def _interval(values: np.ndarray, confidence: float) -> dict[str, Any]:
+    low, high = np.nanquantile(values, [(1 - confidence) / 2, (1 + confidence) / 2])
+    return {"ci95": [float(low), float(high)], "se": float(np.nanstd(values, ddof=1))}
+
+
 def auc_intervals(scores: np.ndarray, is_member: np.ndarray, units: Units, rng: np.random.Generator,
                   resamples: int = 1000, confidence: float = 0.95) -> dict[str, Any]:
     """Percentile intervals of the AUC: two-way over models and examples (`ci95`), and one-way
     over examples only and over models only (`ci95_by_unit`), with each bootstrap's standard
-    error. The AUC of weighted cells is the weighted Mann-Whitney probability (ties 1/2)."""
-    scores = np.asarray(scores, dtype=np.float64)
-    is_member = np.asarray(is_member, dtype=bool)
-    order = np.argsort(scores[~is_member], kind="stable")
-    negative = scores[~is_member][order]
-    left = np.searchsorted(negative, scores[is_member], side="left")
-    right = np.searchsorted(negative, scores[is_member], side="right")
-    factors = {}
-    for name in ("models", "examples"):
-        dense, strata = _strata(getattr(units, name), is_member)
-        factors[name] = (dense, strata, int(dense.max()) + 1)
-    positive_cells, negative_cells = np.flatnonzero(is_member), np.flatnonzero(~is_member)[order]
+    error."""
+    game = _Game(scores, is_member, units)
     rngs = dict(zip(("both", "examples", "models"), rng.spawn(3)))
-    chunk = max(1, _CELLS_PER_CHUNK // len(scores))
-
-    def side_weights(which: tuple[str, ...], counts: dict[str, np.ndarray], cells: np.ndarray) -> np.ndarray:
-        weight = None
-        for name in which:
-            dense = factors[name][0]
-            factor = counts[name][:, dense[cells]]
-            weight = factor if weight is None else weight * factor
-        return weight
-
-    def bootstrap(which: tuple[str, ...], stream: np.random.Generator) -> np.ndarray:
-        values = []
-        for start in range(0, resamples, chunk):
-            draws = min(chunk, resamples - start)
-            counts = {name: _multiplicities(factors[name][1], factors[name][2], draws, stream) for name in which}
-            w_pos, w_neg = side_weights(which, counts, positive_cells), side_weights(which, counts, negative_cells)
-            cumulative = np.zeros((draws, len(negative_cells) + 1))
-            np.cumsum(w_neg, axis=1, out=cumulative[:, 1:])
-            wins = np.einsum("ij,ij->i", w_pos, cumulative[:, left] + cumulative[:, right]) / 2
-            with np.errstate(invalid="ignore", divide="ignore"):
-                values.append(wins / (w_pos.sum(axis=1) * cumulative[:, -1]))
-        return np.concatenate(values)
-
-    tail = [(1 - confidence) / 2, (1 + confidence) / 2]
-
-    def interval(values: np.ndarray) -> dict[str, Any]:
-        low, high = np.nanquantile(values, tail)
-        return {"ci95": [float(low), float(high)], "se": float(np.nanstd(values, ddof=1))}
-
-    two_way = interval(bootstrap(("models", "examples"), rngs["both"]))
+    two_way = _interval(game.aucs(("models", "examples"), rngs["both"], resamples)[:, 0], confidence)
     return {
         "ci95": two_way["ci95"], "se": two_way["se"], "resamples": int(resamples),
-        "bootstrap": "two-way over models and examples (product weights, stratified by side)",
-        "ci95_by_unit": {name: interval(bootstrap((name,), rngs[name])) for name in ("examples", "models")},
+        "bootstrap": TWO_WAY,
+        "ci95_by_unit": {name: _interval(game.aucs((name,), rngs[name], resamples)[:, 0], confidence)
+                         for name in ("examples", "models")},
     }
+
+
+def grouped_auc_intervals(scores: np.ndarray, is_member: np.ndarray, units: Units, groups: np.ndarray,
+                          rng: np.random.Generator, resamples: int = 1000, confidence: float = 0.95, *,
+                          within_groups: bool) -> dict[Any, dict[str, Any]]:
+    """The two-way interval of each group's AUC (a cell's group in `groups`, e.g. its class): its
+    members against every non-member, or only against the non-members of the same group
+    (`within_groups`). Each resample keeps every group's count of examples: the examples are
+    stratified by side and by group."""
+    scores, is_member, groups = np.asarray(scores, dtype=np.float64), np.asarray(is_member, dtype=bool), np.asarray(groups)
+    names = np.unique(groups[is_member])
+    two_way = ("models", "examples")
+    if within_groups:
+        out = {}
+        for name, stream in zip(names, rng.spawn(len(names))):
+            cells = groups == name
+            game = _Game(scores[cells], is_member[cells], Units(units.models[cells], units.examples[cells]))
+            out[name] = _interval(game.aucs(two_way, stream, resamples)[:, 0], confidence)
+    else:
+        game = _Game(scores, is_member, units, example_groups=np.where(is_member, groups, -1))
+        member_groups = groups[is_member]
+        values = game.aucs(two_way, rng, resamples, [member_groups == name for name in names])
+        out = {name: _interval(values[:, i], confidence) for i, name in enumerate(names)}
+    return {name: {**interval, "resamples": int(resamples)} for name, interval in out.items()}
 
 
 def one_cell_per_unit(units: np.ndarray, is_member: np.ndarray, rng: np.random.Generator) -> np.ndarray:

@@ -228,6 +228,8 @@ def _what_decides(node: Any, parent: dict[str, Any], value: float, rule: Rule) -
     interval says which units its width comes from."""
     by_unit = node.get("ci95_by_unit") if isinstance(node, dict) else None
     models = parent.get("units", {}).get("models", {}).get("members") if isinstance(parent, dict) else None
+    if not by_unit and isinstance(node, dict) and "units" in node:  # a two-way interval alone, e.g. one class's
+        return "more models or more examples would decide"
     if not by_unit or not models:
         return "more models would decide"
     needed = power.models_to_decide(value, float(rule.threshold), by_unit["models"]["se"],

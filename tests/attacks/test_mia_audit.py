@@ -58,6 +58,13 @@ def test_every_attack_runs_on_every_target_and_says_what_it_rests_on(results):
             assert summary["units"]["models"]["members"] == 3
             assert summary["epsilon_lower_bound"]["n_members"] < examples["members"] < summary["n_members"]
             assert "two-way" in summary["auc"]["bootstrap"]
+            for c, by_class in summary["per_class_auc"].items():  # each class with its interval and its units
+                low, high = by_class["ci95"]
+                assert low <= by_class["value"] <= high and by_class["resamples"] == 200, (target, name, c)
+                assert by_class["units"]["models"]["members"] == 3
+                assert 0 < by_class["units"]["examples"]["members"] < examples["members"]
+            assert sum(e["units"]["examples"]["members"] for e in summary["per_class_auc"].values()) == \
+                examples["members"]
     assert mia["recipe"]["n_shadow_models"] == 16
     # every scored point, member or not, is fitted on as many reference models
     assert mia["references_per_example"] == {"forget": 8, "test": 8}

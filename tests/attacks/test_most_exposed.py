@@ -9,7 +9,7 @@ from types import SimpleNamespace
 import numpy as np
 import torch
 
-from attacks.mia.probe import THUMBNAIL, VULNERABLE, _most_exposed
+from attacks.mia.exposed import THUMBNAIL, VULNERABLE, most_exposed
 
 
 def _data(images: np.ndarray, mean: float = 0.5, std: float = 0.25) -> SimpleNamespace:
@@ -34,7 +34,7 @@ def test_the_most_exposed_carry_their_images_back_in_eight_bit_pixels():
     images = rng.integers(0, 256, (30, 1, 8, 8)) / 255.0
     data = _data(images)
     scores = rng.normal(size=(3, len(data.forget)))
-    exposed = _most_exposed(scores, data)
+    exposed = most_exposed(scores, data)
     order = np.argsort(-scores.mean(axis=0))[:VULNERABLE]
     assert [e["index"] for e in exposed] == [1000 + 2 * i for i in order]
     assert [e["score"] for e in exposed] == sorted((e["score"] for e in exposed), reverse=True)
@@ -45,9 +45,9 @@ def test_the_most_exposed_carry_their_images_back_in_eight_bit_pixels():
 
 def test_large_images_are_subsampled_and_features_carry_no_image():
     images = np.random.default_rng(1).random((4, 3, 70, 64))
-    exposed = _most_exposed(np.ones((2, 2)), _data(images))
+    exposed = most_exposed(np.ones((2, 2)), _data(images))
     assert exposed[0]["image"]["shape"] == [3, 24, 22] and max(exposed[0]["image"]["shape"][1:]) <= THUMBNAIL
     # the shared denormalisation keeps three decimals of a unit: within one level of 255
     assert np.abs(pixels(exposed[0]) - np.round(images[0][:, ::3, ::3] * 255)).max() <= 1
-    tabular = _most_exposed(np.ones((2, 3)), _data(np.random.default_rng(2).random((6, 5))))
+    tabular = most_exposed(np.ones((2, 3)), _data(np.random.default_rng(2).random((6, 5))))
     assert len(tabular) == 3 and all("image" not in e for e in tabular)

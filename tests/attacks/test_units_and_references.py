@@ -6,7 +6,7 @@ from scipy.stats import norm
 
 from attacks.mia import lira
 from attacks.mia.roc import auc, auc_interval, epsilon_lower_bound
-from attacks.mia.units import Units, auc_intervals, one_cell_per_unit
+from attacks.mia.units import Units, auc_intervals, grouped_auc_intervals, one_cell_per_unit
 from audit.data.shadows import keep_per_column
 
 MODELS, FORGET, TEST, SHADOWS = 10, 144, 360, 16
@@ -67,6 +67,61 @@ def test_recurring_examples_widen_the_interval_and_it_covers_the_truth():
     assert covered / draws >= 0.85
     assert naive_covered / draws <= 0.6
     assert np.median(ratios) > 2
+
+
+def test_each_class_interval_in_one_pass_is_that_class_own_two_way_bootstrap():
+    """One resampling pass gives each class of the forget set its interval against every
+    non-member: the same interval, up to bootstrap noise, as resampling that class's game alone."""
+    rng = np.random.default_rng(5)
+    scores, is_member, units = example_effect_game(rng)
+    classes = np.arange(FORGET) % 4
+    member_cells = np.flatnonzero(is_member)
+    scores[member_cells] += 0.6 * classes[units.examples[member_cells]]  # class 3 far above the test set
+    groups = np.where(is_member, classes[units.examples % FORGET], -1)
+    grouped = grouped_auc_intervals(scores, is_member, units, groups, np.random.default_rng(1), resamples=2000,
+                                    within_groups=False)
+    assert set(grouped) == {0, 1, 2, 3}
+    for c, entry in grouped.items():
+        cells = (groups == c) | ~is_member
+        alone = auc_intervals(scores[cells], is_member[cells], Units(units.models[cells], units.examples[cells]),
+                              np.random.default_rng(2), resamples=2000)
+        assert np.allclose(entry["ci95"], alone["ci95"], atol=0.015), c
+        assert abs(entry["se"] / alone["se"] - 1) < 0.15, c
+        assert entry["ci95"][0] <= auc(scores[cells], is_member[cells]) <= entry["ci95"][1]
+    assert grouped[0]["ci95"][0] < 0.5 < grouped[0]["ci95"][1] and grouped[3]["ci95"][0] > 0.75
+    # a class of 36 examples is far less certain than the whole forget set of 144
+    whole = auc_intervals(scores, is_member, units, np.random.default_rng(3), resamples=500)
+    assert grouped[0]["se"] > 1.5 * whole["se"]
+
+
+def _paired_class_game(rng, shifted_class=2, shift=2.0):
+    """U-LiRA's shape: 4 unlearned against 6 retrained models on the same forget examples, a strong
+    per-example effect on both sides, one class of 3 scored higher by the unlearned models."""
+    effect = rng.normal(size=FORGET)
+    classes = np.arange(FORGET) % 3
+    positives = effect[None] + shift * (classes == shifted_class) + 0.3 * rng.normal(size=(4, FORGET))
+    negatives = effect[None] + 0.3 * rng.normal(size=(6, FORGET))
+    scores = np.concatenate([positives.ravel(), negatives.ravel()])
+    is_member = np.r_[np.ones(positives.size, bool), np.zeros(negatives.size, bool)]
+    units = Units.grid(positives.shape, negatives.shape, shared_models=False, shared_examples=True)
+    return scores, is_member, units, classes[units.examples]
+
+
+def test_within_classes_each_class_plays_its_own_game_on_shared_examples():
+    covered, draws = 0, 20
+    for draw in range(draws):
+        scores, is_member, units, groups = _paired_class_game(np.random.default_rng(200 + draw))
+        grouped = grouped_auc_intervals(scores, is_member, units, groups, np.random.default_rng(draw), resamples=300,
+                                        within_groups=True)
+        covered += sum(grouped[c]["ci95"][0] <= 0.5 <= grouped[c]["ci95"][1] for c in (0, 1))
+        assert grouped[2]["ci95"][0] > 0.75, draw  # Φ(2 / √2) = 0.92 across examples
+    assert covered / (2 * draws) >= 0.85
+    cells = groups == 2
+    alone = auc_intervals(scores[cells], is_member[cells], Units(units.models[cells], units.examples[cells]),
+                          np.random.default_rng(2), resamples=1000)
+    grouped = grouped_auc_intervals(scores, is_member, units, groups, np.random.default_rng(1), resamples=1000,
+                                    within_groups=True)
+    assert abs(grouped[2]["se"] / alone["se"] - 1) < 0.15
 
 
 def test_one_cell_per_unit_and_side():

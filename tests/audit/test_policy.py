@@ -232,6 +232,17 @@ def test_an_interval_across_the_threshold_says_which_units_would_decide_it():
     assert "a larger forget set would" in by_examples["reason"]
 
 
+def test_a_per_class_auc_decides_on_its_own_interval():
+    by_class = {"3": {"value": 0.58, "ci95": [0.45, 0.71], "se": 0.06, "units": {"models": {"members": 10}}},
+                "4": {"value": 0.70, "ci95": [0.62, 0.78], "se": 0.04, "units": {"models": {"members": 10}}}}
+    namespace = {"mia": {"ulira": {"per_class_auc": by_class}}}
+    wide = judge("mia.ulira.per_class_auc.3 <= 0.6", namespace)
+    assert wide["verdict"] == INCONCLUSIVE and wide["interval"] == [0.45, 0.71]
+    assert "more models or more examples would decide" in wide["reason"]
+    assert judge("mia.ulira.per_class_auc.4 <= 0.6", namespace)["verdict"] == FAIL
+    assert judge("mia.ulira.per_class_auc.4.value <= 0.75", namespace)["verdict"] == PASS  # the bare value, asked for
+
+
 def test_a_partial_retrain_that_is_not_failed_makes_the_audit_inconclusive():
     from audit.config.policy import _control_problem
     partial = {"verdict": PASS, "control": "partial_retrain",

@@ -118,10 +118,14 @@ def test_without_ulira_the_tradeoff_shows_the_competition_epsilon_and_its_cap():
     assert epsilon(50.0) == "50.00 (the cap)" and epsilon(1.61) == "1.61" and epsilon(None) == "–"
 
 
-def test_per_class_auc_rows_put_the_classes_in_numeric_order():
-    methods = {"salun": {"lira_offline": _attack(0.5, per_class={"10": 0.4, "2": 0.6})}}
+def test_per_class_auc_rows_put_the_classes_in_numeric_order_with_their_intervals():
+    with_intervals = {"10": {"value": 0.4, "ci95": [0.3, 0.5]}, "2": {"value": 0.6, "ci95": [0.5, 0.7]}}
+    methods = {"salun": {"lira_offline": _attack(0.5, per_class=with_intervals)},
+               "older": {"lira_offline": _attack(0.5, per_class={"2": 0.55})}}  # before the intervals
     table = per_class_rows(_results(methods), "lira_offline")
-    assert table["classes"] == ["2", "10"] and table["rows"] == [("salun", [0.6, 0.4])]
+    assert table["classes"] == ["2", "10"]
+    assert dict(table["rows"]) == {"salun": [with_intervals["2"], with_intervals["10"]],
+                                   "older": [{"value": 0.55}, None]}
 
 
 def _image(pixels: np.ndarray) -> dict:
