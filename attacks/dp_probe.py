@@ -105,6 +105,23 @@ class DifferentialPrivacy(SectionProbe):
     def rule_paths(self, spec: Any) -> set[str]:
         return {"dp.epsilon_gap"}
 
+    def probe_entries(self, section: dict[str, Any]) -> list[dict[str, Any]]:
+        """One probe per population (reported) and one per method: the audit's smallest gap, which
+        the policy reads for every method."""
+        probes = []
+        for label, population in section.get("populations", {}).items():
+            accountant, gap = population["accountant_epsilon"], population["epsilon_gap"]
+            probes.append({"id": "dp", "version": section["version"], "method": f"population:{label}",
+                           "n_models": population["n_models"], "n_canary_models": population["n_canary_models"],
+                           "stats": {"accountant_epsilon": accountant["value"] if accountant else None,
+                                     "largest_audited_epsilon": population["largest_audited"]["value"],
+                                     "epsilon_gap": gap["value"] if gap else None}})
+        gap = section.get("epsilon_gap", {})
+        probes += [{"id": "dp", "version": section["version"], "method": label,
+                    "stats": {"epsilon_gap": gap.get("value"), "population": gap.get("population")}}
+                   for label in section.get("methods", {})]
+        return probes
+
     def why_absent(self, spec: Any, path: tuple[str, ...]) -> str | None:
         if not self.enabled(spec):
             return "no differential privacy audit: [train.dp] is not set"

@@ -129,3 +129,7 @@ def test_an_accountant_that_claims_far_less_than_it_spent_fails_the_rule(tmp_pat
     assert broken["dp"]["epsilon_gap"]["value"] < 0
     row = next(v for v in broken["verdicts"] if v["rule"] == "dp.epsilon_gap >= 0")
     assert row["verdict"] == "FAIL" and broken["method_verdicts"]["identity"]["verdict"] == "FAIL"
+    probes = {p["method"]: p for p in broken["probes"] if p["id"] == "dp"}
+    assert probes["identity"]["verdict"] == "FAIL" and probes["identity"]["stats"]["epsilon_gap"] < 0
+    assert probes["population:original"]["verdict"] == "REPORTED"
+    assert probes["population:original"]["stats"]["accountant_epsilon"] == population["accountant_epsilon"]["value"]
