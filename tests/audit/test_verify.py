@@ -168,13 +168,16 @@ def test_verify_reproduces_the_default_example(tmp_path):
     assert report["identical"], "\n".join(format_differences(report["differences"]))
 
 
-def test_salun_verify_on_the_default_example_names_an_edited_number(default_example, cli, tmp_path):
-    results, out = default_example
+def test_salun_verify_reproduces_the_default_example(default_example, cli):
+    _, out = default_example
     store = str(out.parent / "store")  # its trained models: this checks the comparison, the slow test retrains
     assert cli("verify", str(out / "results.json"), "--store", store)[0] == 0
-    edited = copy.deepcopy(results)
-    edited["equivalence"]["salun"]["neurips2023"]["eps_median"] += 0.5
+
+
+def test_salun_verify_exits_1_naming_an_edited_number(audited, cli, tmp_path):
+    edited = json.loads(audited.read_text())
+    edited["equivalence"]["finetune"]["neurips2023"]["eps_median"] += 0.5
     (tmp_path / "results.json").write_text(json.dumps(edited))
-    code, printed, _ = cli("verify", str(tmp_path / "results.json"), "--store", store)
+    code, printed, _ = cli("verify", str(tmp_path / "results.json"), "--store", str(audited.parent.parent / "store"))
     assert code == 1
-    assert "1 number(s)" in printed and "equivalence.salun.neurips2023.eps_median: expected" in printed
+    assert "1 number(s)" in printed and "equivalence.finetune.neurips2023.eps_median: expected" in printed
