@@ -7,7 +7,8 @@ notebooks and for `salun report --format csv` (one CSV file per frame).
 - methods: each method's verdict, and what a control was expected to get;
 - verdicts: each rule on each method: its status, number (or decision) and 95 % interval;
 - mia: each membership attack's statistics on each target (population, method, or the shadow
-  models' own game), with the interval and the models and examples behind it;
+  models' own game), its AUC on each class of the forget set among them (`auc_class_<class>`),
+  with the interval and the models and examples behind it;
 - equivalence: each retrain-equivalence test's difference (unlearned − retrained) with its
   interval at 1 − 2α and the models on each side;
 - epsilon: the per-example ε of the NeurIPS 2023 competition statistic;
@@ -149,6 +150,11 @@ def _attack_rows(entry: dict[str, Any]) -> Rows:
             yield _statistic(name, node.get("value"), node.get("ci95"), models, examples)
         elif is_number(node):
             yield _statistic(name, node, None, models, examples)
+    for label, node in (entry.get("per_class_auc") or {}).items():  # a bare number before the per-class intervals
+        if isinstance(node, dict):
+            yield _statistic(f"auc_class_{label}", node.get("value"), node.get("ci95"), *distinct_units(node))
+        elif is_number(node):
+            yield _statistic(f"auc_class_{label}", node, None, models, None)
 
 
 def _mia_targets(mia: dict[str, Any]) -> Iterator[tuple[str, str, dict[str, Any]]]:

@@ -73,6 +73,12 @@ def test_membership_statistics_carry_their_interval_and_the_units_behind_them(de
     assert row["n_examples"] == units["examples"]["members"]
     statistics = set(mia[(mia.target == "finetune") & (mia.attack == "ulira")]["statistic"])
     assert {"auc", "tpr_at_fpr_0.001", "tpr_at_fpr_0.01", "advantage", "epsilon_lower_bound"} <= statistics
+    by_class = mia[(mia.target == "original") & (mia.attack == "lira_offline") & (mia.statistic == "auc_class_3")].iloc[0]
+    three = results["mia"]["populations"]["original"]["lira_offline"]["per_class_auc"]["3"]
+    assert by_class["value"] == three["value"] and [by_class["ci_low"], by_class["ci_high"]] == three["ci95"]
+    # the class's forget examples against every test example, on the same models
+    assert by_class["n_examples"] == three["units"]["examples"]["members"] + results["mia"]["n_test"]
+    assert by_class["n_models"] == three["units"]["models"]["members"]
     efficacy = mia[(mia.target == "finetune") & (mia.attack == "svc_confidence")].iloc[0]
     summary = results["mia"]["methods"]["finetune"]["svc_confidence"]["mia_efficacy"]
     assert efficacy["statistic"] == "mia_efficacy" and efficacy["value"] == summary["mean"]
