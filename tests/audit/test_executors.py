@@ -274,10 +274,10 @@ class _ThreadSlots:
             self.most = max(self.most, self.now)
             self.order.append(f"start {job.label}")
         time.sleep(0.2)
-        self.store.put(job.key, {"label": job.label})
-        with self.lock:
+        with self.lock:  # the end is noted before the artifact appears: a job that reads it starts after
             self.now -= 1
             self.order.append(f"end {job.label}")
+            self.store.put(job.key, {"label": job.label})
         return 0.2, "ok"
 
     def submit(self, job: Job) -> Future:
