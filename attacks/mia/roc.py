@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 from scipy import stats
 
-from attacks.mia.units import Units, auc_intervals, one_cell_per_unit
+from attacks.mia.units import Units, advantage_interval, auc_intervals, one_cell_per_unit
 from audit.stats.basics import clopper_pearson_upper, epsilon_from_rates
 
 TARGET_FPRS = (0.001, 0.01)
@@ -139,6 +139,16 @@ def advantage(fpr, tpr) -> float:
 def balanced_accuracy(fpr, tpr) -> float:
     """The best accuracy on a balanced game: max over thresholds of (TPR + 1 - FPR) / 2."""
     return float(np.max((np.asarray(tpr) + 1 - np.asarray(fpr)) / 2))
+
+
+def _halved(advantage_interval: dict[str, Any]) -> dict[str, Any]:
+    """The balanced accuracy's interval from the advantage's: it is (1 + advantage) / 2 on every draw."""
+    out = dict(advantage_interval)
+    if out.get("ci95") is not None:
+        out["ci95"] = [(1 + bound) / 2 for bound in out["ci95"]]
+    if "se" in out:
+        out["se"] = out["se"] / 2
+    return out
 
 
 def epsilon_lower_bound(scores, is_member, rng, alpha: float = 0.05, delta: float = 1e-5,
@@ -285,7 +295,9 @@ def attack_summary(scores, is_member, rng, *, alpha: float = 0.05, delta: float 
                    resamples: int = 1000, units: Units | None = None) -> dict[str, Any]:
     """Everything above for one attack, JSON-ready (plain floats, ints and lists):
     {auc: {value, ci95, resamples, ...}, tpr_at_fpr: [at 0.1 %, at 1 %], balanced_accuracy,
-    advantage, epsilon_lower_bound, n_members, n_nonmembers, roc, histogram, units}.
+    advantage, epsilon_lower_bound, n_members, n_nonmembers, roc, histogram, units}. The
+    advantage and the balanced accuracy ((1 + advantage) / 2) are {value, ci95, se, ...}, their
+    interval from the same resamples as the AUC's.
 
     With `units` (the model and example of each score) the AUC's interval is the two-way
     bootstrap over models and examples (with the one-way intervals beside it), the ε bound
@@ -296,23 +308,28 @@ def attack_summary(scores, is_member, rng, *, alpha: float = 0.05, delta: float 
     """
     scores, is_member = _check(scores, is_member)
     rng = np.random.default_rng(rng)
-    bootstrap_rng, split_rng = rng.spawn(2)
+    bootstrap_rng, split_rng, advantage_rng = rng.spawn(3)  # the first two as spawn(2) gives them
     n_members = int(is_member.sum())
     n_nonmembers = len(scores) - n_members
     fpr, tpr, _ = roc_curve(scores, is_member)
     value = auc(scores, is_member)
+    gap = advantage(fpr, tpr)
     if not resamples:
         interval: dict[str, Any] = {"ci95": None, "resamples": 0}
+        gap_interval: dict[str, Any] = dict(interval)
     elif units is None:
         interval = {"ci95": list(auc_interval(scores, is_member, bootstrap_rng, resamples)),
                     "resamples": int(resamples), "bootstrap": "scores resampled as independent"}
+        gap_interval = {**advantage_interval(scores, is_member, advantage_rng, resamples),
+                        "resamples": int(resamples), "bootstrap": interval["bootstrap"]}
     else:
         interval = auc_intervals(scores, is_member, units, bootstrap_rng, resamples)
+        gap_interval = {**interval.pop("advantage"), "resamples": int(resamples), "bootstrap": interval["bootstrap"]}
     return {
         "auc": {"value": value, **interval},
         "tpr_at_fpr": [tpr_at_fpr(fpr, tpr, t, negatives=n_nonmembers) for t in TARGET_FPRS],
-        "balanced_accuracy": balanced_accuracy(fpr, tpr),
-        "advantage": advantage(fpr, tpr),
+        "balanced_accuracy": {"value": balanced_accuracy(fpr, tpr), **_halved(gap_interval)},
+        "advantage": {"value": gap, **gap_interval},
         "epsilon_lower_bound": epsilon_lower_bound(scores, is_member, split_rng, alpha, delta,
                                                    None if units is None else units.examples),
         "n_members": n_members,

@@ -16,7 +16,8 @@ UNITS: Shape = {side: {"members": None, "nonmembers": None, "shared": None} for 
 # attack_summary (attacks.mia.roc) of one attack on one target
 GAME: Shape = {
     "n_target_models": None, "n_shadow_models": None, "n_members": None, "n_nonmembers": None,
-    "balanced_accuracy": None, "advantage": None,
+    "balanced_accuracy": {"value": None, "se": None, "resamples": None},
+    "advantage": {"value": None, "se": None, "resamples": None},
     "auc": {"value": None, "se": None, "resamples": None, "ci95_by_unit": {"examples": {"se": None},
                                                                           "models": {"se": None}}},
     "epsilon_lower_bound": {name: None for name in ("value", "alpha", "delta", "threshold", "fpr_upper", "fnr_upper",

@@ -107,6 +107,9 @@ class _Game:
             dense, strata = _strata(getattr(units, name), is_member, example_groups if name == "examples" else None)
             self.factors[name] = (dense, strata, int(dense.max()) + 1)
         self.positive_cells, self.negative_cells = np.flatnonzero(is_member), np.flatnonzero(~is_member)[order]
+        positive = scores[is_member]
+        self.positive_order = np.argsort(positive, kind="stable")
+        self.at_or_above = np.searchsorted(positive[self.positive_order], positive, side="left")
         self.chunk = max(1, _CELLS_PER_CHUNK // len(scores))
 
     def _weights(self, which: tuple[str, ...], counts: dict[str, np.ndarray], cells: np.ndarray) -> np.ndarray:
@@ -116,10 +119,26 @@ class _Game:
             weight = factor if weight is None else weight * factor
         return weight
 
+    def _advantage(self, w_pos: np.ndarray, cumulative: np.ndarray) -> np.ndarray:
+        """max over thresholds of TPR − FPR, each draw's: the largest is at a member's score (or
+        at no threshold, 0), counting every score at or above it."""
+        above = np.zeros((len(w_pos), w_pos.shape[1] + 1))
+        np.cumsum(w_pos[:, self.positive_order], axis=1, out=above[:, 1:])
+        with np.errstate(invalid="ignore", divide="ignore"):
+            tpr = (above[:, -1:] - above[:, self.at_or_above]) / above[:, -1:]
+            fpr = (cumulative[:, -1:] - cumulative[:, self.left]) / cumulative[:, -1:]
+        return np.maximum(np.max(tpr - fpr, axis=1), 0.0)
+
+    def advantage_at_unit_weights(self) -> float:
+        ones = np.ones((1, len(self.positive_cells)))
+        cumulative = np.arange(len(self.negative_cells) + 1, dtype=np.float64)[None]
+        return float(self._advantage(ones, cumulative)[0])
+
     def aucs(self, which: tuple[str, ...], stream: np.random.Generator, resamples: int,
-             member_groups: list[np.ndarray] | None = None) -> np.ndarray:
+             member_groups: list[np.ndarray] | None = None, with_advantage: bool = False) -> np.ndarray:
         """(resamples, groups) AUCs with `which` units resampled: of each group of members (a mask
-        over the member cells) against every non-member, or of all members when no groups."""
+        over the member cells) against every non-member, or of all members when no groups; and
+        with a last column of the membership advantage on the same draws when `with_advantage`."""
         groups = member_groups or [np.ones(len(self.positive_cells), dtype=bool)]
         values = []
         for start in range(0, resamples, self.chunk):
@@ -136,6 +155,8 @@ class _Game:
                 wins = np.einsum("ij,ij->i", w, cumulative[:, left] + cumulative[:, right]) / 2
                 with np.errstate(invalid="ignore", divide="ignore"):
                     columns.append(wins / (w.sum(axis=1) * cumulative[:, -1]))
+            if with_advantage:
+                columns.append(self._advantage(w_pos, cumulative))
             values.append(np.stack(columns, axis=1))
         return np.concatenate(values)
 
@@ -145,6 +166,17 @@ def _interval(values: np.ndarray, confidence: float) -> dict[str, Any]:
     return {"ci95": [float(low), float(high)], "se": float(np.nanstd(values, ddof=1))}
 
 
+def _advantage_interval(game: _Game, values: np.ndarray, confidence: float) -> dict[str, Any]:
+    """The basic (reverse-percentile) interval 2·a − q, widened to hold the sample's a and clipped
+    to [0, 1]: the advantage is a maximum over thresholds, so resampled values sit above the
+    sample's (above 0 even where the true advantage is 0), and the percentile interval would miss
+    small advantages; the basic one alone may lie below the sample's, which is biased upward."""
+    point = float(game.advantage_at_unit_weights())
+    low, high = np.nanquantile(values, [(1 - confidence) / 2, (1 + confidence) / 2])
+    return {"ci95": [float(max(min(2 * point - high, point), 0.0)), float(min(max(2 * point - low, point), 1.0))],
+            "se": float(np.nanstd(values, ddof=1)), "interval": "basic (reverse percentile), holding the sample's"}
+
+
 def auc_intervals(scores: np.ndarray, is_member: np.ndarray, units: Units, rng: np.random.Generator,
                   resamples: int = 1000, confidence: float = 0.95) -> dict[str, Any]:
     """Percentile intervals of the AUC: two-way over models and examples (`ci95`), and one-way
@@ -152,13 +184,22 @@ def auc_intervals(scores: np.ndarray, is_member: np.ndarray, units: Units, rng: 
     error."""
     game = _Game(scores, is_member, units)
     rngs = dict(zip(("both", "examples", "models"), rng.spawn(3)))
-    two_way = _interval(game.aucs(("models", "examples"), rngs["both"], resamples)[:, 0], confidence)
+    draws = game.aucs(("models", "examples"), rngs["both"], resamples, with_advantage=True)
+    two_way = _interval(draws[:, 0], confidence)
     return {
         "ci95": two_way["ci95"], "se": two_way["se"], "resamples": int(resamples),
-        "bootstrap": TWO_WAY,
+        "bootstrap": TWO_WAY, "advantage": _advantage_interval(game, draws[:, 1], confidence),
         "ci95_by_unit": {name: _interval(game.aucs((name,), rngs[name], resamples)[:, 0], confidence)
                          for name in ("examples", "models")},
     }
+
+
+def advantage_interval(scores: np.ndarray, is_member: np.ndarray, rng: np.random.Generator, resamples: int = 1000,
+                       confidence: float = 0.95) -> dict[str, Any]:
+    """The membership advantage's interval with every score an independent unit."""
+    cells = np.arange(len(scores))
+    game = _Game(scores, is_member, Units(np.zeros_like(cells), cells))
+    return _advantage_interval(game, game.aucs(("examples",), rng, resamples, with_advantage=True)[:, 1], confidence)
 
 
 def grouped_auc_intervals(scores: np.ndarray, is_member: np.ndarray, units: Units, groups: np.ndarray,

@@ -58,6 +58,10 @@ def test_every_attack_runs_on_every_target_and_says_what_it_rests_on(results):
             assert summary["units"]["models"]["members"] == 3
             assert summary["epsilon_lower_bound"]["n_members"] < examples["members"] < summary["n_members"]
             assert "two-way" in summary["auc"]["bootstrap"]
+            advantage, balanced = summary["advantage"], summary["balanced_accuracy"]
+            assert advantage["ci95"][0] <= advantage["value"] <= advantage["ci95"][1] and advantage["resamples"] == 200
+            assert balanced["value"] == pytest.approx((1 + advantage["value"]) / 2)
+            assert balanced["ci95"] == pytest.approx([(1 + bound) / 2 for bound in advantage["ci95"]])
             for c, by_class in summary["per_class_auc"].items():  # each class with its interval and its units
                 low, high = by_class["ci95"]
                 assert low <= by_class["value"] <= high and by_class["resamples"] == 200, (target, name, c)

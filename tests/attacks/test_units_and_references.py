@@ -2,11 +2,12 @@
 and the two-sided offline LiRA score: each checked where the naive version goes wrong."""
 
 import numpy as np
+import pytest
 from scipy.stats import norm
 
 from attacks.mia import lira
-from attacks.mia.roc import auc, auc_interval, epsilon_lower_bound
-from attacks.mia.units import Units, auc_intervals, grouped_auc_intervals, one_cell_per_unit
+from attacks.mia.roc import advantage, auc, auc_interval, epsilon_lower_bound, roc_curve
+from attacks.mia.units import Units, _Game, auc_intervals, grouped_auc_intervals, one_cell_per_unit
 from audit.data.shadows import keep_per_column
 
 MODELS, FORGET, TEST, SHADOWS = 10, 144, 360, 16
@@ -67,6 +68,30 @@ def test_recurring_examples_widen_the_interval_and_it_covers_the_truth():
     assert covered / draws >= 0.85
     assert naive_covered / draws <= 0.6
     assert np.median(ratios) > 2
+
+
+def test_the_advantage_at_unit_weights_is_the_roc_curves():
+    rng = np.random.default_rng(3)
+    for shift in (0.0, 0.7):
+        scores, is_member, units = example_effect_game(rng, shift=shift)
+        scores = np.round(scores, 1)  # ties within and across the sides
+        fpr, tpr, _ = roc_curve(scores, is_member)
+        assert _Game(scores, is_member, units).advantage_at_unit_weights() == pytest.approx(advantage(fpr, tpr), abs=1e-12)
+
+
+def test_the_advantage_interval_covers_the_truth_even_where_it_is_zero():
+    """The advantage is a maximum over thresholds: the sample's sits above the truth, and the
+    resampled ones above the sample's. The basic interval covers a true 0 and a true 0.19 alike."""
+    draws = 25
+    for shift in (0.0, 0.5):
+        truth = 2 * norm.cdf(shift / 2 / np.sqrt(1 + 0.3 ** 2)) - 1  # two normals, the example and model spread
+        covered = 0
+        for draw in range(draws):
+            scores, is_member, units = example_effect_game(np.random.default_rng(300 + draw), shift=shift)
+            low, high = auc_intervals(scores, is_member, units, np.random.default_rng(draw), resamples=300)[
+                "advantage"]["ci95"]
+            covered += low <= truth <= high
+        assert covered / draws >= 0.85, shift
 
 
 def test_each_class_interval_in_one_pass_is_that_class_own_two_way_bootstrap():
