@@ -86,14 +86,14 @@ def _per_class(spec: Spec, positives: np.ndarray, negatives: np.ndarray, labels:
 
 def _entry(spec: Spec, data: AuditData, positives: np.ndarray, negatives: np.ndarray, labels: np.ndarray,
            n_models: int, n_shadows: int, *seed: object, version: str, shared_models: bool = True,
-           shared_examples: bool = False) -> dict[str, Any]:
+           shared_examples: bool = False, negative_labels: np.ndarray | None = None) -> dict[str, Any]:
     return {
         "version": version,
         "n_target_models": n_models,
         "n_shadow_models": n_shadows,
         **_summary(spec, positives, negatives, *seed, shared_models=shared_models, shared_examples=shared_examples),
-        "per_class_auc": _per_class(spec, positives, negatives, labels, *seed, shared_models=shared_models,
-                                    shared_examples=shared_examples),
+        "per_class_auc": _per_class(spec, positives, negatives, labels, *seed, negative_labels=negative_labels,
+                                    shared_models=shared_models, shared_examples=shared_examples),
         "most_exposed": most_exposed(positives, data) if positives.shape[1] == len(data.forget) else [],
     }
 
@@ -327,10 +327,8 @@ def _ulira_entry(spec: Spec, data: AuditData, plan: Plan, obs: StoredObservation
     negatives = ulira.scores(reference_phi[:, forget], *args)
     labels = obs.y_pool[forget]
     entry = _entry(spec, data, positives, negatives, labels, len(keys), len(shadow_keys), target, "ulira",
-                   version=ulira.VERSION, shared_models=False, shared_examples=True)
-    # both sides are forget points: a per-class slice is the same game within each class
-    entry["per_class_auc"] = _per_class(spec, positives, negatives, labels, target, "ulira", negative_labels=labels,
-                                        shared_models=False, shared_examples=True)
+                   version=ulira.VERSION, shared_models=False, shared_examples=True,
+                   negative_labels=labels)  # both sides are forget points: each class plays the same game alone
     entry["n_reference_models"] = len(reference)
     entry["references_per_example"] = {"unlearned": int(args[1].sum(axis=0).min()),
                                        "never_trained": int(args[2].sum(axis=0).min())}
