@@ -76,7 +76,7 @@ def _per_class(spec: Spec, positives: np.ndarray, negatives: np.ndarray, labels:
                                       spec.attacks.bootstrap, within_groups=within) if spec.attacks.bootstrap else {}
     out = {}
     for c in np.unique(labels):
-        cells = (groups == c) | (~is_member if not within else False)
+        cells = (groups == c) if within else (groups == c) | ~is_member
         entry = {"value": auc(scores[cells], is_member[cells]),
                  **intervals.get(c, {"ci95": None, "resamples": 0}),
                  "units": Units(units.models[cells], units.examples[cells]).counts(is_member[cells])}

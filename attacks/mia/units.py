@@ -171,10 +171,11 @@ def _advantage_interval(game: _Game, values: np.ndarray, confidence: float) -> d
     to [0, 1]: the advantage is a maximum over thresholds, so resampled values sit above the
     sample's (above 0 even where the true advantage is 0), and the percentile interval would miss
     small advantages; the basic one alone may lie below the sample's, which is biased upward."""
-    point = float(game.advantage_at_unit_weights())
-    low, high = np.nanquantile(values, [(1 - confidence) / 2, (1 + confidence) / 2])
+    point = game.advantage_at_unit_weights()
+    percentile = _interval(values, confidence)
+    low, high = percentile["ci95"]
     return {"ci95": [float(max(min(2 * point - high, point), 0.0)), float(min(max(2 * point - low, point), 1.0))],
-            "se": float(np.nanstd(values, ddof=1)), "interval": "basic (reverse percentile), holding the sample's"}
+            "se": percentile["se"], "interval": "basic (reverse percentile), holding the sample's"}
 
 
 def auc_intervals(scores: np.ndarray, is_member: np.ndarray, units: Units, rng: np.random.Generator,
